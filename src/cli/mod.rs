@@ -1,0 +1,114 @@
+//! The command line: `wecom-archive sdk check` and `wecom-archive fetch chatdata|media`.
+//!
+//! These commands use the SDK layer directly, without a broker: for operators checking a
+//! corp's setup, and for debugging. Output goes to stdout ([`output`]), logs to stderr.
+
+mod credentials;
+mod fetch;
+mod output;
+mod sdk_check;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::sdk::NetOptions;
+use credentials::KeyArg;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wecom-archive",
+    version,
+    about = "WeCom chat-archive Finance SDK worker and tools"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect the Finance SDK library and a corp's setup.
+    #[command(subcommand)]
+    Sdk(SdkCommand),
+    /// Fetch chat data or media once, without a broker.
+    #[command(subcommand)]
+    Fetch(FetchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SdkCommand {
+    /// Load the library and report its functions; with credentials, pull one message.
+    Check(sdk_check::CheckArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum FetchCommand {
+    /// Fetch and decrypt one page of chat messages; one JSON line per message or failure.
+    Chatdata(fetch::ChatdataArgs),
+    /// Download one media file to a path; prints its size, md5 and sha256 as JSON.
+    Media(fetch::MediaArgs),
+}
+
+/// The library and the corp, shared by the commands that call the SDK.
+#[derive(Debug, Args)]
+struct CorpArgs {
+    /// Path of libWeWorkFinanceSdk_C.so.
+    #[arg(long, env = "WECOM_SDK_LIB")]
+    lib: PathBuf,
+    #[arg(long, env = "WECOM_CORPID")]
+    corpid: String,
+    /// File holding the chat-archive secret (or set WECOM_SECRET_FILE).
+    #[arg(long, env = "WECOM_SECRET_FILE")]
+    secret_file: PathBuf,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+#[derive(Debug, Args)]
+struct NetArgs {
+    /// Proxy, http://host:port or socks5://host:port.
+    #[arg(long, env = "WECOM_PROXY")]
+    proxy: Option<String>,
+    /// File holding the proxy's user:password.
+    #[arg(long, env = "WECOM_PROXY_PASSWORD_FILE")]
+    proxy_password_file: Option<PathBuf>,
+    /// Seconds per SDK call.
+    #[arg(long, default_value_t = 5)]
+    timeout: i32,
+}
+
+impl NetArgs {
+    fn options(&self) -> anyhow::Result<NetOptions> {
+        Ok(NetOptions {
+            proxy: self.proxy.clone(),
+            proxy_password: self
+                .proxy_password_file
+                .as_deref()
+                .map(credentials::read_secret_file)
+                .transpose()?,
+            timeout_secs: self.timeout,
+        })
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut out = output::claim_stdout()?;
+    let code = match cli.command {
+        Command::Sdk(SdkCommand::Check(args)) => sdk_check::run(&args, &mut out)?,
+        Command::Fetch(FetchCommand::Chatdata(args)) => fetch::chatdata(&args, &mut out)?,
+        Command::Fetch(FetchCommand::Media(args)) => fetch::media(&args, &mut out)?,
+    };
+    out.flush()?;
+    Ok(code)
+}
+
+/// `--key VER=PEMFILE`, repeatable.
+#[derive(Debug, Args)]
+struct KeyArgs {
+    /// A private key for a publickey_ver, as VER=PEMFILE (PKCS#1 or PKCS#8); repeat per version.
+    #[arg(long = "key", value_name = "VER=PEMFILE")]
+    keys: Vec<KeyArg>,
+}

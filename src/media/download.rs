@@ -1,0 +1,388 @@
+//! The chunk loop of `GetMediaData` (section 5 of the SDK facts).
+//!
+//! Start with an empty index, write each chunk as it arrives, pass the returned index back,
+//! stop when the library says the file is finished. Memory holds one chunk at a time whatever
+//! the file size. A chunk failing with a transient code is retried at the same index, a bounded
+//! number of times (the official advice: never restart the file); if it still fails, the
+//! partial file and its resume point stay, and the next attempt continues from there.
+//!
+//! MD5 and SHA-256 are computed while streaming. The message's `md5sum` is occasionally empty or
+//! wrong in real data, so a mismatch is not silently accepted: the file is fetched once more
+//! from the start, and the report says whether the second copy matched.
+
+use std::io;
+use std::thread;
+use std::time::Duration;
+
+use md5::Md5;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::partial::PartialMedia;
+use crate::error_code::{ErrorInfo, ProjectCode};
+use crate::sdk::{ErrorClass, MediaChunk, SdkError, SdkOp};
+
+/// How often, and how patiently, one chunk is retried after a transient failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRetry {
+    /// Calls per chunk, the first included.
+    pub attempts: u32,
+    /// Delay before the second call; it doubles for each further one, up to `max_delay`.
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for ChunkRetry {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            first_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ChunkRetry {
+    /// The pause after failed call number `attempt` (1-based).
+    pub fn delay_after(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(16);
+        self.first_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// A finished download.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MediaReport {
+    /// Where the store put the file.
+    pub location: String,
+    pub size: u64,
+    pub md5: String,
+    pub sha256: String,
+    /// Whether `md5` equals the expected `md5sum`; absent when none was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub md5_matched: Option<bool>,
+    /// `GetMediaData` calls that returned a chunk, over every pass.
+    pub chunks_fetched: u64,
+    /// The byte offset an earlier, interrupted attempt had reached, if this one resumed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_at: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error("GetMediaData failed at index {index:?}: {source}")]
+    Sdk { index: String, source: SdkError },
+    #[error("the media store failed: {0}")]
+    Store(#[from] io::Error),
+}
+
+impl DownloadError {
+    pub fn info(&self) -> ErrorInfo {
+        match self {
+            Self::Sdk { source, .. } => {
+                let mut info = ErrorInfo::from(source);
+                info.message = self.to_string();
+                info
+            }
+            // A full or failing disk may recover; the partial file is kept for the next try.
+            Self::Store(_) => ErrorInfo::project(
+                ProjectCode::MediaStoreIo,
+                ErrorClass::Transient,
+                self.to_string(),
+            ),
+        }
+    }
+}
+
+/// Downloads one file into `partial` with `fetch(index)` (one `GetMediaData` call), then
+/// commits it to the store.
+pub fn download<P: PartialMedia>(
+    mut fetch: impl FnMut(&str) -> Result<MediaChunk, SdkError>,
+    mut partial: P,
+    expected_md5: Option<&str>,
+    retry: &ChunkRetry,
+) -> Result<MediaReport, DownloadError> {
+    let expected = expected_md5
+        .map(str::trim)
+        .filter(|md5| !md5.is_empty())
+        .map(str::to_ascii_lowercase);
+    let resumed_at = partial.resume_point().map(|point| point.bytes);
+    let mut pass = stream(&mut fetch, &mut partial, retry)?;
+    let mut chunks_fetched = pass.chunks;
+    if expected.as_ref().is_some_and(|md5| *md5 != pass.md5) {
+        partial.restart()?;
+        pass = stream(&mut fetch, &mut partial, retry)?;
+        chunks_fetched += pass.chunks;
+    }
+    let location = partial.commit()?;
+    Ok(MediaReport {
+        location,
+        size: pass.size,
+        md5_matched: expected.map(|md5| md5 == pass.md5),
+        md5: pass.md5,
+        sha256: pass.sha256,
+        chunks_fetched,
+        resumed_at,
+    })
+}
+
+struct Pass {
+    size: u64,
+    md5: String,
+    sha256: String,
+    chunks: u64,
+}
+
+/// Streams from the partial's resume point (or the start) to the last chunk.
+fn stream<P: PartialMedia>(
+    fetch: &mut impl FnMut(&str) -> Result<MediaChunk, SdkError>,
+    partial: &mut P,
+    retry: &ChunkRetry,
+) -> Result<Pass, DownloadError> {
+    let mut md5 = Md5::new();
+    let mut sha256 = Sha256::new();
+    let (mut index, mut size) = match partial.resume_point() {
+        Some(point) => {
+            partial.replay(&mut |bytes| {
+                md5.update(bytes);
+                sha256.update(bytes);
+            })?;
+            (point.next_index, point.bytes)
+        }
+        None => (String::new(), 0),
+    };
+    let mut chunks = 0;
+    loop {
+        let chunk = fetch_chunk(fetch, &index, retry)?;
+        chunks += 1;
+        md5.update(&chunk.data);
+        sha256.update(&chunk.data);
+        size += chunk.data.len() as u64;
+        partial.append(&chunk.data, chunk.next_index.as_deref())?;
+        match chunk.next_index {
+            Some(next) if next == index => {
+                return Err(DownloadError::Sdk {
+                    index,
+                    source: SdkError::MalformedResponse {
+                        op: SdkOp::GetMediaData,
+                        reason: "the next index repeats the current one".into(),
+                    },
+                })
+            }
+            Some(next) => index = next,
+            None => break,
+        }
+    }
+    Ok(Pass {
+        size,
+        md5: hex::encode(md5.finalize()),
+        sha256: hex::encode(sha256.finalize()),
+        chunks,
+    })
+}
+
+fn fetch_chunk(
+    fetch: &mut impl FnMut(&str) -> Result<MediaChunk, SdkError>,
+    index: &str,
+    retry: &ChunkRetry,
+) -> Result<MediaChunk, DownloadError> {
+    let mut attempt = 1;
+    loop {
+        match fetch(index) {
+            Ok(chunk) => return Ok(chunk),
+            Err(err) if err.class() == ErrorClass::Transient && attempt < retry.attempts => {
+                tracing::debug!(index, attempt, error = %err, "chunk failed; retrying the same index");
+                thread::sleep(retry.delay_after(attempt));
+                attempt += 1;
+            }
+            Err(source) => {
+                return Err(DownloadError::Sdk {
+                    index: index.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::partial::ResumePoint;
+    use crate::sdk::SdkCode;
+
+    /// An in-memory store, for the loop's logic.
+    #[derive(Default)]
+    struct MemoryPartial {
+        bytes: Vec<u8>,
+        resume: Option<ResumePoint>,
+        committed: bool,
+    }
+
+    impl PartialMedia for &mut MemoryPartial {
+        fn resume_point(&self) -> Option<ResumePoint> {
+            self.resume.clone()
+        }
+        fn replay(&mut self, sink: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+            sink(&self.bytes);
+            Ok(())
+        }
+        fn append(&mut self, data: &[u8], next: Option<&str>) -> io::Result<()> {
+            self.bytes.extend_from_slice(data);
+            self.resume = next.map(|next| ResumePoint {
+                next_index: next.into(),
+                bytes: self.bytes.len() as u64,
+            });
+            Ok(())
+        }
+        fn restart(&mut self) -> io::Result<()> {
+            self.bytes.clear();
+            self.resume = None;
+            Ok(())
+        }
+        fn commit(self) -> io::Result<String> {
+            self.committed = true;
+            Ok("memory".into())
+        }
+    }
+
+    /// A file of `chunks` chunks of 4 bytes each, served by index "0", "1", ...
+    fn server(chunks: usize) -> impl Fn(&str) -> Result<MediaChunk, SdkError> {
+        move |index: &str| {
+            let n: usize = if index.is_empty() {
+                0
+            } else {
+                index.parse().unwrap()
+            };
+            Ok(MediaChunk {
+                data: vec![n as u8; 4],
+                next_index: (n + 1 < chunks).then(|| (n + 1).to_string()),
+            })
+        }
+    }
+
+    fn quick() -> ChunkRetry {
+        ChunkRetry {
+            attempts: 3,
+            first_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+        }
+    }
+
+    fn failure(code: i32) -> SdkError {
+        SdkError::Code {
+            op: SdkOp::GetMediaData,
+            code: SdkCode::from_raw(code),
+        }
+    }
+
+    #[test]
+    fn chunks_are_appended_in_order_and_hashed() {
+        let mut store = MemoryPartial::default();
+        let report = download(server(3), &mut store, None, &quick()).unwrap();
+        assert_eq!(store.bytes, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
+        assert!(store.committed);
+        assert_eq!(report.size, 12);
+        assert_eq!(report.md5, hex::encode(Md5::digest(&store.bytes)));
+        assert_eq!(report.sha256, hex::encode(Sha256::digest(&store.bytes)));
+        assert_eq!((report.chunks_fetched, report.md5_matched), (3, None));
+    }
+
+    #[test]
+    fn a_transient_failure_is_retried_at_the_same_index() {
+        let serve = server(3);
+        let mut calls = Vec::new();
+        let mut failed_once = false;
+        let fetch = |index: &str| {
+            calls.push(index.to_owned());
+            if index == "1" && !failed_once {
+                failed_once = true;
+                return Err(failure(10002));
+            }
+            serve(index)
+        };
+        let mut store = MemoryPartial::default();
+        download(fetch, &mut store, None, &quick()).unwrap();
+        assert_eq!(calls, ["", "1", "1", "2"]);
+    }
+
+    #[test]
+    fn exhausted_retries_keep_the_resume_point_and_the_next_attempt_continues() {
+        let serve = server(3);
+        let mut store = MemoryPartial::default();
+        let broken = |index: &str| {
+            if index == "2" {
+                Err(failure(10001))
+            } else {
+                serve(index)
+            }
+        };
+        let err = download(broken, &mut store, None, &quick()).unwrap_err();
+        assert!(err.info().is_retryable());
+        assert!(!store.committed);
+        assert_eq!(store.resume.as_ref().unwrap().next_index, "2");
+
+        let mut calls = Vec::new();
+        let counting = |index: &str| {
+            calls.push(index.to_owned());
+            serve(index)
+        };
+        let report = download(counting, &mut store, None, &quick()).unwrap();
+        assert_eq!(calls, ["2"]);
+        assert_eq!(report.resumed_at, Some(8));
+        assert_eq!(
+            report.md5,
+            hex::encode(Md5::digest([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]))
+        );
+    }
+
+    #[test]
+    fn a_permanent_failure_is_not_retried() {
+        let mut calls = 0;
+        let fetch = |_: &str| {
+            calls += 1;
+            Err(failure(10010))
+        };
+        let mut store = MemoryPartial::default();
+        let err = download(fetch, &mut store, None, &quick()).unwrap_err();
+        assert_eq!(calls, 1);
+        assert_eq!(err.info().code, 10010);
+    }
+
+    #[test]
+    fn an_md5_mismatch_fetches_the_file_once_more_and_reports_it() {
+        let mut calls = 0;
+        let serve = server(2);
+        let fetch = |index: &str| {
+            calls += 1;
+            serve(index)
+        };
+        let mut store = MemoryPartial::default();
+        let report = download(
+            fetch,
+            &mut store,
+            Some("00000000000000000000000000000000"),
+            &quick(),
+        )
+        .unwrap();
+        assert_eq!(calls, 4, "two passes of two chunks");
+        assert_eq!(report.md5_matched, Some(false));
+        assert_eq!(store.bytes.len(), 8, "the second pass replaced the first");
+
+        let good = report.md5.to_ascii_uppercase();
+        let mut store = MemoryPartial::default();
+        let report = download(server(2), &mut store, Some(&good), &quick()).unwrap();
+        assert_eq!((report.md5_matched, report.chunks_fetched), (Some(true), 2));
+    }
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap() {
+        let retry = ChunkRetry {
+            attempts: 10,
+            first_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+        };
+        let delays: Vec<_> = (1..=5).map(|a| retry.delay_after(a).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 500, 500]);
+    }
+}

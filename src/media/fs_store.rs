@@ -1,0 +1,236 @@
+//! The filesystem media store.
+//!
+//! A download of `dir/name` writes `dir/name.part` and, after each chunk, records the next
+//! index and the byte count in `dir/name.resume` (written to a temporary file and renamed, so
+//! it is always whole). After a crash the data file may hold more than the record says (the
+//! chunk was written, the record not yet): it is cut back to the recorded length. If it holds
+//! less, the record is not trusted and the download starts over. When complete, the data file
+//! is fsynced and renamed to `dir/name`, so a file under its final name is always whole.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::partial::{MediaKey, MediaStore, PartialMedia, ResumePoint};
+
+/// Reads of the kept bytes on resume go in pieces of this size: memory stays bounded.
+const REPLAY_BUFFER: usize = 512 * 1024;
+
+/// Media files under one root directory, named by [`MediaKey`].
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    root: PathBuf,
+}
+
+impl FsStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+}
+
+impl MediaStore for FsStore {
+    type Partial = PartialFile;
+
+    fn open_partial(&self, key: &MediaKey) -> io::Result<PartialFile> {
+        PartialFile::open(self.root.join(key.relative_path()))
+    }
+}
+
+/// A file being downloaded to `final_path`.
+#[derive(Debug)]
+pub struct PartialFile {
+    final_path: PathBuf,
+    data_path: PathBuf,
+    record_path: PathBuf,
+    data: File,
+    resume: Option<ResumePoint>,
+    written: u64,
+}
+
+impl PartialFile {
+    /// Opens the partial download of `final_path`, continuing an earlier one when its record
+    /// is consistent with the data on disk.
+    pub fn open(final_path: PathBuf) -> io::Result<Self> {
+        if let Some(dir) = final_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        let data_path = sibling(&final_path, "part");
+        let record_path = sibling(&final_path, "resume");
+        let data = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&data_path)?;
+        let on_disk = data.metadata()?.len();
+        let resume = fs::read(&record_path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<ResumePoint>(&bytes).ok())
+            .filter(|point| point.bytes <= on_disk);
+        let mut partial = Self {
+            final_path,
+            data_path,
+            record_path,
+            data,
+            written: resume.as_ref().map_or(0, |point| point.bytes),
+            resume,
+        };
+        partial.data.set_len(partial.written)?;
+        partial.data.seek(SeekFrom::Start(partial.written))?;
+        if partial.resume.is_none() {
+            remove_if_present(&partial.record_path)?;
+        }
+        Ok(partial)
+    }
+
+    fn write_record(&self, point: &ResumePoint) -> io::Result<()> {
+        let tmp = sibling(&self.final_path, "resume.tmp");
+        fs::write(&tmp, serde_json::to_vec(point).map_err(io::Error::other)?)?;
+        fs::rename(tmp, &self.record_path)
+    }
+}
+
+impl PartialMedia for PartialFile {
+    fn resume_point(&self) -> Option<ResumePoint> {
+        self.resume.clone()
+    }
+
+    fn replay(&mut self, sink: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+        let mut reader = File::open(&self.data_path)?.take(self.written);
+        let mut buffer = vec![0u8; REPLAY_BUFFER];
+        loop {
+            let n = reader.read(&mut buffer)?;
+            if n == 0 {
+                return Ok(());
+            }
+            sink(&buffer[..n]);
+        }
+    }
+
+    fn append(&mut self, data: &[u8], next_index: Option<&str>) -> io::Result<()> {
+        self.data.write_all(data)?;
+        self.written += data.len() as u64;
+        if let Some(next_index) = next_index {
+            // The process may die at any time: the record only ever points at bytes already
+            // handed to the kernel, so a resume never skips data.
+            self.write_record(&ResumePoint {
+                next_index: next_index.to_owned(),
+                bytes: self.written,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self) -> io::Result<()> {
+        remove_if_present(&self.record_path)?;
+        self.data.set_len(0)?;
+        self.data.seek(SeekFrom::Start(0))?;
+        self.written = 0;
+        self.resume = None;
+        Ok(())
+    }
+
+    fn commit(self) -> io::Result<String> {
+        self.data.sync_all()?;
+        fs::rename(&self.data_path, &self.final_path)?;
+        if let Some(dir) = self
+            .final_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            File::open(dir)?.sync_all()?;
+        }
+        remove_if_present(&self.record_path)?;
+        Ok(self.final_path.to_string_lossy().into_owned())
+    }
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replayed(partial: &mut PartialFile) -> Vec<u8> {
+        let mut all = Vec::new();
+        partial
+            .replay(&mut |bytes| all.extend_from_slice(bytes))
+            .unwrap();
+        all
+    }
+
+    #[test]
+    fn a_reopened_download_continues_from_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut partial = PartialFile::open(path.clone()).unwrap();
+        assert_eq!(partial.resume_point(), None);
+        partial.append(b"hello ", Some("Range:bytes=6-21")).unwrap();
+        drop(partial);
+
+        let mut partial = PartialFile::open(path.clone()).unwrap();
+        let point = partial.resume_point().unwrap();
+        assert_eq!(
+            (point.next_index.as_str(), point.bytes),
+            ("Range:bytes=6-21", 6)
+        );
+        assert_eq!(replayed(&mut partial), b"hello ");
+        partial.append(b"world", None).unwrap();
+        assert!(!path.exists(), "not visible before commit");
+        let location = partial.commit().unwrap();
+        assert_eq!(fs::read(&location).unwrap(), b"hello world");
+        assert!(!dir.path().join("f.part").exists());
+        assert!(!dir.path().join("f.resume").exists());
+    }
+
+    #[test]
+    fn bytes_written_after_the_last_record_are_cut_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut partial = PartialFile::open(path.clone()).unwrap();
+        partial.append(b"abc", Some("next")).unwrap();
+        // A crash between writing a chunk and recording it.
+        partial.data.write_all(b"half-a-chunk").unwrap();
+        drop(partial);
+        let mut partial = PartialFile::open(path).unwrap();
+        assert_eq!(replayed(&mut partial), b"abc");
+    }
+
+    #[test]
+    fn a_record_claiming_more_than_the_data_holds_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(dir.path().join("f.part"), b"ab").unwrap();
+        fs::write(
+            dir.path().join("f.resume"),
+            br#"{"next_index":"x","bytes":99}"#,
+        )
+        .unwrap();
+        let mut partial = PartialFile::open(path).unwrap();
+        assert_eq!(partial.resume_point(), None);
+        assert_eq!(replayed(&mut partial), b"");
+    }
+
+    #[test]
+    fn the_store_names_files_by_key_under_its_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path());
+        let key = MediaKey::new("sdkfileid", Some("a.jpg"));
+        let mut partial = store.open_partial(&key).unwrap();
+        partial.append(b"x", None).unwrap();
+        let location = partial.commit().unwrap();
+        assert_eq!(Path::new(&location), dir.path().join(key.relative_path()));
+    }
+}

@@ -1,0 +1,16 @@
+//! The only place in the crate that touches the C library, and so the only place with `unsafe`.
+//!
+//! - [`library`] opens `libWeWorkFinanceSdk_C.so` and resolves its 17 functions once into one
+//!   struct that owns the library ([`FinanceSdk`]); a missing symbol fails the load.
+//! - [`buffers`] owns the library's `Slice_t` and `MediaData_t` for the length of one call and
+//!   frees them in `Drop`, after the bytes were copied out by length.
+//! - [`handle`] is the `WeWorkFinanceSdk_t*` of one (corpid, secret): `Init` on creation,
+//!   `DestroySdk` exactly once on drop, `GetChatData` and `GetMediaData` behind `&mut self`.
+//!
+//! Every input is checked by [`super::guard`] before it is passed in; the facts this module
+//! relies on are in `shared/sdk/FINANCE_SDK.md`, sections 2 and 6.
+#![allow(unsafe_code)]
+
+mod buffers;
+pub mod handle;
+pub mod library;
