@@ -5,7 +5,7 @@
 //! is written with a single `write` on a file opened with `O_APPEND`, so lines of concurrent
 //! threads and processes never interleave. A line is a [`CallRecord`]; fields that do not apply
 //! are left out, and secrets are never written. A call that crashes the process is logged, with
-//! `rc: null` and `crash`, before it does.
+//! a negative `rc` and `crash`, before it does.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -36,6 +36,28 @@ pub enum Op {
     DestroySdk,
 }
 
+impl Op {
+    /// The name written in the log, e.g. `"GetMediaData"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::NewSdk => "NewSdk",
+            Op::Init => "Init",
+            Op::GetToken => "GetToken",
+            Op::GetChatData => "GetChatData",
+            Op::GetMediaData => "GetMediaData",
+            Op::DecryptData => "DecryptData",
+            Op::DestroySdk => "DestroySdk",
+        }
+    }
+}
+
+/// So that tests can write `record.op == "GetMediaData"`.
+impl PartialEq<&str> for Op {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
 /// One line of the call log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallRecord {
@@ -43,8 +65,9 @@ pub struct CallRecord {
     pub op: Op,
     /// The calling process.
     pub pid: u32,
-    /// The return code; `None` when the call crashed the process (see `crash`).
-    pub rc: Option<i32>,
+    /// The return code (0 for the void `DestroySdk`); when the call killed the process, minus
+    /// the signal number (-6 SIGABRT, -11 SIGSEGV), as Python's subprocess reports signals.
+    pub rc: i64,
     /// `SIGABRT` or `SIGSEGV` when the call crashed the process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crash: Option<String>,
@@ -86,7 +109,7 @@ impl CallRecord {
         CallRecord {
             op,
             pid: std::process::id(),
-            rc: None,
+            rc: 0,
             crash: None,
             fault: false,
             handle: None,
@@ -163,11 +186,12 @@ mod tests {
 
         let log = CallLog::open(&path).unwrap();
         let mut media = CallRecord::new(Op::GetMediaData);
-        media.rc = Some(0);
+        media.rc = 0;
         media.sdkfileid = Some("id".into());
         media.index = Some(String::new());
         media.is_finish = Some(true);
         let mut crash = CallRecord::new(Op::DecryptData);
+        crash.rc = -6;
         crash.crash = Some("SIGABRT".into());
         log.append(&media);
         log.append(&crash);
@@ -177,6 +201,7 @@ mod tests {
         assert_eq!(read_call_log(&path), vec![media, crash]);
         let text = std::fs::read_to_string(&path).unwrap();
         let first = text.lines().next().unwrap();
+        assert_eq!(Op::GetMediaData, "GetMediaData");
         assert!(
             first.starts_with(r#"{"op":"GetMediaData","pid":"#),
             "{first}"
@@ -189,7 +214,7 @@ mod tests {
             .lines()
             .nth(1)
             .unwrap()
-            .contains(r#""rc":null,"crash":"SIGABRT""#));
+            .contains(r#""rc":-6,"crash":"SIGABRT""#));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -3,13 +3,13 @@
 //!
 //! Per message, from a ChaCha20 stream keyed by (seed, seq): a random 32-byte `K` and `k1`
 //! (base64 alphabet), the layout of `wecom_sdk_format::encrypt_data` with the corp tag as the
-//! 13 leading bytes, a key version, and the RSA PKCS#1 v1.5 padding of `encrypt_random_key`.
+//! 13 leading bytes, a key version, and the RSA PKCS#1 v1.5 padding of `encrypt_random_key`
+//! (sealed by [`crate::rsa_seal`]).
 //! So the same config gives the same body, byte for byte.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand_chacha::ChaCha20Rng;
-use rsa::Pkcs1v15Encrypt;
 use serde::Serialize;
 use wecom_sdk_format::codes;
 
@@ -77,10 +77,9 @@ fn entry(corp: &Corp, seq: u64) -> Entry {
     let k1 = key_text(&mut rng);
     let (encrypt_key, encrypt_chat_msg) =
         wecom_sdk_format::encrypt_data(&message.plaintext, &corp.tag, &key, &k1, &mut rng);
-    let (version, public_key) = pick(&mut rng, &corp.keys);
-    let sealed = public_key
-        .encrypt(&mut rng, Pkcs1v15Encrypt, encrypt_key.as_bytes())
-        .expect("keys of at least 1024 bits carry an 88-byte encrypt_key");
+    // Keys of at least 1024 bits (checked at load) carry the 88-byte encrypt_key.
+    let (version, sealer) = pick(&mut rng, &corp.keys);
+    let sealed = sealer.seal(&mut rng, encrypt_key.as_bytes());
     Entry {
         seq,
         msgid: message.msgid,
@@ -101,7 +100,7 @@ mod tests {
     use super::*;
     use crate::config::{CorpConfig, MediaSizes};
     use rsa::pkcs1::DecodeRsaPrivateKey;
-    use rsa::RsaPrivateKey;
+    use rsa::{Pkcs1v15Encrypt, RsaPrivateKey};
     use serde_json::Value;
 
     fn small_corp() -> Corp {

@@ -12,6 +12,7 @@ use rsa::RsaPublicKey;
 use crate::config::{ConfigError, CorpConfig};
 use crate::faults::{Fault, FaultCounters, FaultOp};
 use crate::messages::Mix;
+use crate::rsa_seal::Sealer;
 use crate::seeding;
 
 /// The smallest RSA key that can carry an `encrypt_key` (88 bytes) in PKCS#1 v1.5.
@@ -23,8 +24,8 @@ pub(crate) struct Corp {
     pub config: CorpConfig,
     /// The 13 bytes every message of this corp starts with (see [`corp_tag`]).
     pub tag: String,
-    /// Public keys by `publickey_ver`, ascending.
-    pub keys: Vec<(u32, RsaPublicKey)>,
+    /// Public keys by `publickey_ver`, ascending, ready to seal.
+    pub keys: Vec<(u32, Sealer)>,
     pub mix: Mix,
     counters: FaultCounters,
 }
@@ -44,7 +45,7 @@ impl Corp {
             .iter()
             .map(|(&version, pem)| {
                 parse_public_key(pem)
-                    .map(|key| (version, key))
+                    .map(|key| (version, Sealer::new(&key)))
                     .map_err(|e| {
                         ConfigError(format!(
                             "corp {:?}: public key {version}: {e}",

@@ -74,16 +74,8 @@ fn guard<T>(name: &str, call: impl FnOnce() -> T) -> T {
 
 /// Logs a finished call and returns its code, or crashes the process as the real library would.
 fn conclude(rt: &Runtime, mut rec: CallRecord, result: Result<(), Fail>) -> c_int {
-    rec.crash = result
-        .as_ref()
-        .err()
-        .and_then(Fail::signal)
-        .map(str::to_owned);
-    rec.rc = match &result {
-        Ok(()) => Some(codes::OK),
-        Err(Fail::Code(code)) => Some(*code),
-        Err(_) => None,
-    };
+    let (rc, crash) = result.as_ref().err().map_or((0, None), Fail::logged);
+    (rec.rc, rec.crash) = (rc, crash.map(str::to_owned));
     rt.log(&rec);
     match result {
         Ok(()) => codes::OK,

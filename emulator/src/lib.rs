@@ -6,12 +6,12 @@
 //! types ([`config`]), the call log ([`call_log`]), media ids and content, message plaintexts.
 //!
 //! Map of the crate: [`config`] (what the archive holds), `runtime` (the config made ready, once
-//! per process), `corp` (one corp: keys, tag, fault counters), `messages` (generated plaintexts),
-//! `chat` (sealed `GetChatData` bodies), `file_id` and `media` (sdkfileids, content, chunks),
-//! `faults`, `network` (proxy reachability), `sdk` (the handle and its calls), `decrypt`
-//! (`DecryptData`), `handles` (the live-handle registry), `outcome`, `seeding`, `json`, and
-//! [`ffi`], the only unsafe code. The wire formats shared with the production binding come
-//! from `wecom_sdk_format`.
+//! per process), `corp` (one corp: keys, tag, fault counters), `messages` (generated
+//! plaintexts), `chat` (sealed `GetChatData` bodies) with `rsa_seal`, `file_id` and `media`
+//! (sdkfileids, content, chunks), `faults`, `network` (proxy reachability), `sdk` (the handle
+//! and its calls), `decrypt` (`DecryptData`), `handles` (the live-handle registry), `outcome`,
+//! `seeding`, `json`, and [`ffi`], the only unsafe code. The wire formats shared with the
+//! production binding come from `wecom_sdk_format`.
 //!
 //! Same config, same bytes: every random choice is seeded from the config.
 
@@ -35,6 +35,7 @@ mod media;
 mod messages;
 mod network;
 mod outcome;
+mod rsa_seal;
 mod runtime;
 mod sdk;
 mod seeding;

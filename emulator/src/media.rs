@@ -37,9 +37,16 @@ pub struct MediaContent {
 
 /// The content `GetMediaData` serves for `sdkfileid` in a corp with `seed`, as a reader: tests
 /// use it to compute the expected MD5 or SHA-256 of a file of any size.
-pub fn media_content(seed: u64, sdkfileid: &str) -> Result<MediaContent, InvalidFileId> {
-    let id = FileId::parse(sdkfileid.as_bytes())?;
-    Ok(MediaContent::new(seed, sdkfileid, id.size))
+///
+/// # Panics
+///
+/// If `sdkfileid` was not made by [`crate::media_file_id`] (the emulator serves no content for
+/// it: `GetMediaData` gives 10005).
+pub fn media_content(seed: u64, sdkfileid: &str) -> MediaContent {
+    match FileId::parse(sdkfileid.as_bytes()) {
+        Ok(id) => MediaContent::new(seed, sdkfileid, id.size),
+        Err(InvalidFileId) => panic!("{sdkfileid:?} is not an sdkfileid of the emulator"),
+    }
 }
 
 impl MediaContent {
@@ -152,7 +159,7 @@ mod tests {
     /// Fetches a whole file the way a caller does, returning the data and the number of calls.
     fn fetch(size: u64) -> (Vec<u8>, usize) {
         let id = media_file_id(size, 1, 2);
-        let mut content = media_content(7, &id).unwrap();
+        let mut content = media_content(7, &id);
         let (mut data, mut calls, mut range) = (Vec::new(), 0, first_range());
         loop {
             calls += 1;
@@ -187,7 +194,6 @@ mod tests {
             assert_eq!(n, calls, "size {size}");
             let mut whole = Vec::new();
             media_content(7, &media_file_id(size, 1, 2))
-                .unwrap()
                 .read_to_end(&mut whole)
                 .unwrap();
             assert_eq!(data, whole, "size {size}");
@@ -219,12 +225,9 @@ mod tests {
     fn content_is_the_same_from_any_offset_and_any_read_size() {
         let id = media_file_id(10_000, 1, 1);
         let mut whole = Vec::new();
-        media_content(3, &id)
-            .unwrap()
-            .read_to_end(&mut whole)
-            .unwrap();
+        media_content(3, &id).read_to_end(&mut whole).unwrap();
         assert_eq!(whole.len(), 10_000);
-        let mut content = media_content(3, &id).unwrap();
+        let mut content = media_content(3, &id);
         for (offset, len) in [(0, 1), (1, 3), (3, 5), (4097, 1000), (9_998, 10)] {
             let mut buf = vec![0u8; len];
             let n = content.read_at(offset, &mut buf);
@@ -232,7 +235,7 @@ mod tests {
             assert_eq!(&buf[..n], &whole[offset as usize..end], "{offset}+{len}");
         }
         let mut odd = Vec::new();
-        let mut reader = media_content(3, &id).unwrap();
+        let mut reader = media_content(3, &id);
         let mut buf = [0u8; 7];
         while let Ok(n @ 1..) = reader.read(&mut buf) {
             odd.extend_from_slice(&buf[..n]);
@@ -243,30 +246,32 @@ mod tests {
     #[test]
     fn content_depends_on_seed_and_id_and_far_offsets_are_cheap() {
         let id = media_file_id(8 << 30, 1, 1);
-        let mut a = media_content(1, &id).unwrap();
-        let mut b = media_content(2, &id).unwrap();
+        let mut a = media_content(1, &id);
+        let mut b = media_content(2, &id);
         let (mut x, mut y) = ([0u8; 32], [0u8; 32]);
         a.read_at((8 << 30) - 32, &mut x);
         b.read_at((8 << 30) - 32, &mut y);
         assert_ne!(x, y);
         assert_eq!(a.read_at(8 << 30, &mut x), 0);
-        assert!(media_content(1, "garbage").is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "not an sdkfileid of the emulator")]
+    fn content_of_a_foreign_id_is_refused() {
+        media_content(1, "garbage");
     }
 
     #[test]
     fn md5_is_of_the_served_bytes() {
         let id = media_file_id(3, 1, 1);
         let mut bytes = Vec::new();
-        media_content(1, &id)
-            .unwrap()
-            .read_to_end(&mut bytes)
-            .unwrap();
+        media_content(1, &id).read_to_end(&mut bytes).unwrap();
         assert_eq!(
-            md5_hex(media_content(1, &id).unwrap()),
+            md5_hex(media_content(1, &id)),
             format!("{:x}", Md5::digest(&bytes))
         );
         assert_eq!(
-            md5_hex(media_content(1, &media_file_id(0, 1, 1)).unwrap()),
+            md5_hex(media_content(1, &media_file_id(0, 1, 1))),
             "d41d8cd98f00b204e9800998ecf8427e"
         );
     }

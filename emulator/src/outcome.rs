@@ -14,12 +14,12 @@ pub(crate) enum Fail {
 }
 
 impl Fail {
-    /// The signal name for the call log, or `None` for a code.
-    pub(crate) fn signal(&self) -> Option<&'static str> {
+    /// The call log's `rc` and `crash`: the code, or minus the signal number and its name.
+    pub(crate) fn logged(&self) -> (i64, Option<&'static str>) {
         match self {
-            Fail::Code(_) => None,
-            Fail::Abort(_) => Some("SIGABRT"),
-            Fail::Segv(_) => Some("SIGSEGV"),
+            Fail::Code(code) => (i64::from(*code), None),
+            Fail::Abort(_) => (-i64::from(libc::SIGABRT), Some("SIGABRT")),
+            Fail::Segv(_) => (-i64::from(libc::SIGSEGV), Some("SIGSEGV")),
         }
     }
 }

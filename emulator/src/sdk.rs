@@ -180,7 +180,7 @@ impl Sdk {
             let mut token = CallRecord::new(Op::GetToken);
             token.handle = Some(self.id);
             token.corpid = rec.corpid.clone();
-            token.rc = Some(codes::OK);
+            token.rc = 0;
             rt.log(&token);
         }
         Ok(corp)

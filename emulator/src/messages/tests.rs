@@ -197,7 +197,7 @@ fn media_fields_match_the_served_bytes() {
         }
         if let Some(md5) = md5 {
             let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut media_content(1, &id).unwrap(), &mut bytes).unwrap();
+            std::io::Read::read_to_end(&mut media_content(1, &id), &mut bytes).unwrap();
             assert_eq!(
                 md5,
                 format!("{:x}", <md5::Md5 as md5::Digest>::digest(&bytes))

@@ -195,11 +195,7 @@ fn a_large_file_is_served_in_chunks_that_add_up() {
     let size = 1_300_000;
     let id = media_file_id(size, 1, 9);
     let mut expected = Vec::new();
-    std::io::Read::read_to_end(
-        &mut crate::media::media_content(1, &id).unwrap(),
-        &mut expected,
-    )
-    .unwrap();
+    std::io::Read::read_to_end(&mut crate::media::media_content(1, &id), &mut expected).unwrap();
     let (mut got, mut index, mut calls) = (Vec::new(), String::new(), 0);
     loop {
         let chunk = media(&sdk, &rt, &index, &id).unwrap();
