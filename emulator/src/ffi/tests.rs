@@ -244,6 +244,10 @@ fn crash_child() {
                 DestroySdk(sdk);
                 0
             }
+            "bad config" => {
+                NewSdk();
+                0
+            }
             "use after destroy" => {
                 let sdk = session();
                 DestroySdk(sdk);
@@ -253,6 +257,36 @@ fn crash_child() {
         };
     }
     unreachable!("the case {case} should have killed the process");
+}
+
+/// Runs [`crash_child`] on `case` with a call log in `dir` (and `config`, if any, as the
+/// config file) and returns its signal, stderr and call log.
+fn run_crash_child(
+    dir: &std::path::Path,
+    case: &str,
+    config: Option<&str>,
+) -> (Option<i32>, String, Vec<crate::CallRecord>) {
+    let stem = case.replace(' ', "-");
+    let log = dir.join(format!("{stem}.jsonl"));
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child
+        .args([
+            "--exact",
+            "ffi::tests::crash_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CRASH_CASE, case)
+        .env(crate::call_log::CALL_LOG_ENV, &log)
+        .env_remove(crate::config::CONFIG_ENV);
+    if let Some(text) = config {
+        let path = dir.join(format!("{stem}.json"));
+        std::fs::write(&path, text).unwrap();
+        child.env(crate::config::CONFIG_ENV, path);
+    }
+    let out = child.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.signal(), stderr, read_call_log(&log))
 }
 
 #[test]
@@ -266,30 +300,9 @@ fn crashes_kill_the_process_like_the_real_library() {
         ("double destroy", libc::SIGSEGV, Op::DestroySdk),
         ("use after destroy", libc::SIGSEGV, Op::GetChatData),
     ] {
-        let log = dir.join(format!("{}.jsonl", case.replace(' ', "-")));
-        let _ = std::fs::remove_file(&log);
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "ffi::tests::crash_child",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env(CRASH_CASE, case)
-            .env(crate::call_log::CALL_LOG_ENV, &log)
-            .env_remove(crate::config::CONFIG_ENV)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(signal),
-            "{case}: {:?}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let last = read_call_log(&log)
-            .pop()
-            .expect("the crashing call is logged");
+        let (got, stderr, mut log) = run_crash_child(&dir, case, None);
+        assert_eq!(got, Some(signal), "{case}: {stderr}");
+        let last = log.pop().expect("the crashing call is logged");
         let name = if signal == libc::SIGABRT {
             "SIGABRT"
         } else {
@@ -301,5 +314,20 @@ fn crashes_kill_the_process_like_the_real_library() {
             "{case}"
         );
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_bad_config_stops_the_process_at_the_first_call() {
+    let dir = std::env::temp_dir().join(format!("wecom-emu-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = r#"{"corps":[{"corpid":"x","secrte":"typo"}]}"#;
+    let (got, stderr, log) = run_crash_child(&dir, "bad config", Some(bad));
+    assert_eq!(got, Some(libc::SIGABRT), "{stderr}");
+    assert!(
+        stderr.contains("invalid emulator config") && stderr.contains("secrte"),
+        "{stderr}"
+    );
+    assert!(log.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
