@@ -1,5 +1,5 @@
 //! The emulator's configuration: which corps exist, what their archives hold, which faults to
-//! inject. Read once per process, at the first SDK call, by [`crate::runtime`].
+//! inject. Read once per process, at the first SDK call, by `runtime`.
 //!
 //! The JSON file named by `WECOM_EMULATOR_CONFIG` has this shape (every field optional; a missing
 //! field takes the default shown, and an unknown field is an error):

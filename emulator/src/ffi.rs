@@ -3,8 +3,8 @@
 //!
 //! This module only moves data across the boundary: C strings in, buffers out, and the outcome
 //! of a call turned into a return code, a call-log line ([`crate::call_log`]) and, where the
-//! real library dies, a real SIGABRT or SIGSEGV. The calls themselves are [`crate::sdk`] and
-//! [`crate::decrypt`]; handles are looked up in [`crate::handles`], never dereferenced.
+//! real library dies, a real SIGABRT or SIGSEGV. The calls themselves are `sdk` and
+//! `decrypt`; handles are looked up in `handles`, never dereferenced.
 //!
 //! Memory, as in the real library: output buffers are allocated here (`malloc`) and freed only
 //! by `FreeSlice`/`FreeMediaData`; text buffers are `len + 1` bytes with a NUL, media data is
