@@ -6,7 +6,7 @@
 //! are independent and RSA dominates the cost, so the page is spread over all cores (rayon);
 //! order is kept.
 
-mod lenient_json;
+pub mod lenient_json;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

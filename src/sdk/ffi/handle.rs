@@ -29,8 +29,8 @@ pub struct MediaChunk {
 
 pub struct SdkHandle {
     // Field order matters: `raw` is destroyed in `Drop` while `sdk` keeps the library loaded.
-    raw: NonNull<c_void>,
-    sdk: Arc<FinanceSdk>,
+    pub(super) raw: NonNull<c_void>,
+    pub(super) sdk: Arc<FinanceSdk>,
     corpid: String,
 }
 

@@ -6,6 +6,8 @@
 //!   frees them in `Drop`, after the bytes were copied out by length.
 //! - [`handle`] is the `WeWorkFinanceSdk_t*` of one (corpid, secret): `Init` on creation,
 //!   `DestroySdk` exactly once on drop, `GetChatData` and `GetMediaData` behind `&mut self`.
+//! - [`probe`] returns the library's raw code for parameters the guards refuse, for
+//!   conformance tests.
 //!
 //! Every input is checked by [`super::guard`] before it is passed in; the facts this module
 //! relies on are in `shared/sdk/FINANCE_SDK.md`, sections 2 and 6.
@@ -14,3 +16,4 @@
 mod buffers;
 pub mod handle;
 pub mod library;
+mod probe;

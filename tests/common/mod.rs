@@ -1,0 +1,143 @@
+//! The harness every integration test shares: where the built artefacts are, the fixture
+//! keys, an emulator set up per test, and the real Finance SDK for conformance tests.
+//!
+//! Tests run under `cargo nextest`, one process per test, so a test may point the emulator
+//! (which reads its configuration once per process) at its own configuration.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod real_sdk;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use wecom_archive::keys::KeyRing;
+use wecom_archive::sdk::{FinanceSdk, SdkHandle};
+
+/// The emulator's default corp.
+pub const CORPID: &str = "ww-emulator";
+pub const SECRET: &str = "emulator-secret";
+
+/// `target/<profile>`, where cargo left the emulator library and the binary.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    // target/<profile>/deps/<test binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_owned()
+}
+
+pub fn emulator_lib() -> PathBuf {
+    let lib = target_dir().join("libWeWorkFinanceSdk_C.so");
+    assert!(
+        lib.exists(),
+        "{} is missing: build the workspace first",
+        lib.display()
+    );
+    lib
+}
+
+pub fn cli() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_wecom-archive"))
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(fixture_path(name)).expect("fixture exists")
+}
+
+/// The private keys of the emulator's default corp, versions 1 and 2.
+pub fn default_keys() -> KeyRing {
+    let mut keys = KeyRing::new();
+    for version in [1, 2] {
+        let pem = fixture(&format!("keys/v{version}.pem"));
+        keys.insert_pem(version, &SecretString::from(pem)).unwrap();
+    }
+    keys
+}
+
+/// One test's emulator: its configuration file and call log, in a temporary folder.
+pub struct Emulator {
+    pub dir: tempfile::TempDir,
+    pub call_log: PathBuf,
+    pub config_path: Option<PathBuf>,
+}
+
+impl Emulator {
+    /// The built-in default corp, with a call log.
+    pub fn default_corp() -> Self {
+        Self::start(None)
+    }
+
+    /// The given configuration.
+    pub fn with_config(config: &emulator::Config) -> Self {
+        Self::start(Some(config))
+    }
+
+    fn start(config: Option<&emulator::Config>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let call_log = dir.path().join("calls.jsonl");
+        let config_path = config.map(|config| {
+            let path = dir.path().join("emulator.json");
+            std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+            path
+        });
+        let emulator = Self {
+            dir,
+            call_log,
+            config_path,
+        };
+        // One process per test (nextest): nothing else in this process reads the environment.
+        for (key, value) in emulator.env() {
+            std::env::set_var(key, value);
+        }
+        emulator
+    }
+
+    /// The environment a process needs to see this emulator.
+    pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut env = vec![("WECOM_EMULATOR_CALL_LOG", self.call_log.clone())];
+        if let Some(path) = &self.config_path {
+            env.push(("WECOM_EMULATOR_CONFIG", path.clone()));
+        }
+        env
+    }
+
+    pub fn calls(&self) -> Vec<emulator::CallRecord> {
+        emulator::read_call_log(&self.call_log)
+    }
+
+    pub fn calls_of(&self, op: &str) -> Vec<emulator::CallRecord> {
+        self.calls()
+            .into_iter()
+            .filter(|call| call.op == op)
+            .collect()
+    }
+
+    pub fn load(&self) -> Arc<FinanceSdk> {
+        FinanceSdk::load(&emulator_lib()).unwrap()
+    }
+
+    pub fn handle(&self) -> (Arc<FinanceSdk>, SdkHandle) {
+        let sdk = self.load();
+        let handle = sdk
+            .open_handle(CORPID, &SecretString::from(SECRET))
+            .unwrap();
+        (sdk, handle)
+    }
+}
+
+/// A default-corp configuration with the fixture public keys, to adjust per test.
+pub fn default_config() -> emulator::Config {
+    let mut config = emulator::Config::default();
+    if config.corps.is_empty() {
+        config.corps.push(emulator::CorpConfig::default());
+    }
+    config
+}
