@@ -121,6 +121,10 @@ fn sdk_check_explains_a_wrong_secret_and_a_missing_whitelist_entry() {
         !text.contains("not-the-secret"),
         "the secret must not be echoed"
     );
+    // The library prints its own line on a token failure; it must land on stderr, not in ours.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("get access token failed"), "{stderr}");
+    assert!(!text.contains("get access token failed"), "{text}");
 
     let mut config = default_config();
     config.corps[0].whitelisted = false;
