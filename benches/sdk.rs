@@ -9,7 +9,7 @@
 //! `cargo bench --bench sdk` runs the full form; `BENCH_QUICK=1` a short one (CI keeps it
 //! working). Figures go to stdout, one `key=value` line per workload.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,12 +17,13 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use secrecy::SecretString;
 use wecom_archive::decrypt::decrypt_message;
-use wecom_archive::keys::KeyRing;
-use wecom_archive::media::{download, ChunkRetry, PartialFile};
+use wecom_archive::media::{download, ChunkRetry, MediaKey, PartialFile};
 use wecom_archive::sdk::{EncryptedMessage, FinanceSdk, NetOptions};
 
-const CORPID: &str = "ww-emulator";
-const SECRET: &str = "emulator-secret";
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{CORPID, SECRET};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -37,14 +38,8 @@ fn main() {
     media_bench(if quick { 64 << 20 } else { 1 << 30 });
 }
 
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_owned()
-}
-
 fn emulator() -> Arc<FinanceSdk> {
-    FinanceSdk::load(&target_dir().join("libWeWorkFinanceSdk_C.so"))
-        .expect("build the workspace in release first")
+    FinanceSdk::load(&common::emulator_lib()).unwrap()
 }
 
 /// `openssl speed rsa2048` on one core: private-key (sign) operations per second.
@@ -60,19 +55,6 @@ fn openssl_rsa2048_private_ops() -> f64 {
         .unwrap_or_else(|| panic!("unexpected openssl output:\n{text}"));
     // rsa 2048 bits 0.000369s 0.000022s   2712.1  44798.0
     line.split_whitespace().nth(5).unwrap().parse().unwrap()
-}
-
-fn keys() -> KeyRing {
-    let mut keys = KeyRing::new();
-    for version in [1, 2] {
-        let path = format!(
-            "{}/tests/fixtures/keys/v{version}.pem",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let pem = std::fs::read_to_string(path).unwrap();
-        keys.insert_pem(version, &SecretString::from(pem)).unwrap();
-    }
-    keys
 }
 
 fn messages(sdk: &Arc<FinanceSdk>, count: usize) -> Vec<EncryptedMessage> {
@@ -97,7 +79,7 @@ fn messages(sdk: &Arc<FinanceSdk>, count: usize) -> Vec<EncryptedMessage> {
 
 fn decrypt_bench(openssl: f64, count: usize) {
     let sdk = emulator();
-    let keys = keys();
+    let keys = common::default_keys();
     let messages = messages(&sdk, count);
     let ciphertexts: Vec<(u32, Vec<u8>)> = messages
         .iter()
@@ -109,7 +91,10 @@ fn decrypt_bench(openssl: f64, count: usize) {
         })
         .collect();
 
-    // One core: this thread only.
+    // Warm up (CPU feature detection, first-touch allocations), then time on one core.
+    for (version, ciphertext) in ciphertexts.iter().take(50) {
+        keys.decrypt(*version, ciphertext).unwrap();
+    }
     let start = Instant::now();
     for (version, ciphertext) in &ciphertexts {
         keys.decrypt(*version, ciphertext).unwrap();
@@ -130,7 +115,7 @@ fn decrypt_bench(openssl: f64, count: usize) {
 }
 
 fn media_bench(size: u64) {
-    let dir = tempfile::tempdir_in(target_dir()).unwrap();
+    let dir = tempfile::tempdir_in(common::target_dir()).unwrap();
     let out = dir.path().join("media.bin");
     let start = Instant::now();
     let output = Command::new(std::env::current_exe().unwrap())
@@ -165,7 +150,8 @@ fn media_child(size: u64, out: &Path) {
         .unwrap();
     let id = emulator::media_file_id(size, 1, 1);
     let net = NetOptions::default();
-    let partial = PartialFile::open(out.to_owned()).unwrap();
+    let partial =
+        PartialFile::open(out.to_owned(), MediaKey::new(&id, None).fingerprint()).unwrap();
     let retry = ChunkRetry {
         attempts: 1,
         first_delay: Duration::ZERO,

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use aws_lc_rs::rsa::{Pkcs1PrivateDecryptingKey, PrivateDecryptingKey};
+use rand::rngs::OsRng;
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use rsa::traits::PublicKeyParts;
@@ -88,10 +89,6 @@ impl KeyRing {
         Ok(())
     }
 
-    pub fn versions(&self) -> impl Iterator<Item = u32> + '_ {
-        self.keys.keys().copied()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -111,8 +108,9 @@ impl KeyRing {
                 out.truncate(len);
                 Ok(out)
             }
+            // Blinded: the `rsa` crate's unblinded path leaks timing (RUSTSEC-2023-0071).
             PrivateKey::RustCrypto(key) => key
-                .decrypt(Pkcs1v15Encrypt, ciphertext)
+                .decrypt_blinded(&mut OsRng, Pkcs1v15Encrypt, ciphertext)
                 .map(Zeroizing::new)
                 .map_err(|_| failed),
         }
@@ -159,7 +157,7 @@ mod tests {
     fn encrypt_for(pub_pem_file: &str, plaintext: &[u8]) -> Vec<u8> {
         let public = RsaPublicKey::from_public_key_pem(&fixture(pub_pem_file)).unwrap();
         public
-            .encrypt(&mut rand::rngs::OsRng, Pkcs1v15Encrypt, plaintext)
+            .encrypt(&mut OsRng, Pkcs1v15Encrypt, plaintext)
             .unwrap()
     }
 

@@ -52,13 +52,8 @@ fn sdk_check_lists_the_seventeen_symbols() {
 #[test]
 fn sdk_check_names_a_missing_symbol() {
     let emulator = Emulator::default_corp();
-    let not_the_sdk = [
-        "/lib/x86_64-linux-gnu/libz.so.1",
-        "/usr/lib/x86_64-linux-gnu/libz.so.1",
-    ]
-    .into_iter()
-    .find(|p| Path::new(p).exists())
-    .expect("libz is on the machine");
+    let not_the_sdk = common::some_other_library();
+    let not_the_sdk = not_the_sdk.to_str().unwrap();
     let output = run(&emulator, &["sdk", "check", "--lib", not_the_sdk]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -125,6 +120,10 @@ fn sdk_check_explains_a_wrong_secret_and_a_missing_whitelist_entry() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("get access token failed"), "{stderr}");
     assert!(!text.contains("get access token failed"), "{text}");
+    assert!(
+        !stderr.contains("not-the-secret"),
+        "the secret must not be logged"
+    );
 
     let mut config = default_config();
     config.corps[0].whitelisted = false;
@@ -255,21 +254,11 @@ fn fetch_media(emulator: &Emulator, id: &str, out: &Path, md5: &str) -> std::pro
         .unwrap()
 }
 
-fn md5_of(seed: u64, id: &str) -> String {
-    use md5::{Digest, Md5};
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    emulator::media_content(seed, id)
-        .read_to_end(&mut bytes)
-        .unwrap();
-    hex::encode(Md5::digest(&bytes))
-}
-
 #[test]
 fn fetch_media_writes_the_file_and_reports_its_digests() {
     let emulator = Emulator::default_corp();
     let id = emulator::media_file_id(1_300_000, 1, 3);
-    let md5 = md5_of(default_config().corps[0].seed, &id);
+    let md5 = common::expected_md5(default_config().corps[0].seed, &id);
     let out = emulator.dir.path().join("media/file.bin");
     let output = fetch_media(&emulator, &id, &out, &md5)
         .wait_with_output()
@@ -290,7 +279,7 @@ fn a_killed_download_resumes_where_it_stopped() {
     let emulator = Emulator::with_config(&config);
     let chunks = 24;
     let id = emulator::media_file_id(chunks * 524_288 - 1000, 1, 4);
-    let md5 = md5_of(config.corps[0].seed, &id);
+    let md5 = common::expected_md5(config.corps[0].seed, &id);
     let out = emulator.dir.path().join("big.bin");
 
     let mut first = fetch_media(&emulator, &id, &out, &md5);

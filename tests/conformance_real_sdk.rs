@@ -28,6 +28,7 @@ fn real_library_conforms() {
         "netns_a_closed_proxy_gives_10001",
         "netns_real_decrypt_data_matches_the_emulator_on_a_thousand_messages",
         "netns_crashing_inputs_are_refused_and_the_process_survives",
+        "netns_the_crash_table_holds_for_the_real_library_and_the_emulator",
     ] {
         assert!(
             output.contains(&format!("test {test} ...")),
@@ -35,7 +36,7 @@ fn real_library_conforms() {
         );
     }
     assert!(
-        output.contains("test result: ok. 4 passed; 0 failed"),
+        output.contains("test result: ok. 5 passed; 0 failed"),
         "{output}"
     );
 }
@@ -236,4 +237,141 @@ fn split_beyond_text() -> (Vec<u8>, Vec<u8>, Crash) {
             return (key.into_bytes(), msg, Crash::SplitBeyondText);
         }
     }
+}
+
+/// Calls `DecryptData(key, msg, slice)` of `lib` in a child process, with no guard in front, and
+/// returns the signal that killed the child (None when it returned a code). Python's ctypes
+/// does the raw call, so no `unsafe` is needed here.
+fn raw_decrypt_in_child(
+    lib: &std::path::Path,
+    key: &[u8],
+    msg: &[u8],
+    null_slice: bool,
+) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    const SCRIPT: &str = "import ctypes, os, sys\n\
+        lib = ctypes.CDLL(sys.argv[1], mode=os.RTLD_NOW | os.RTLD_LOCAL | os.RTLD_DEEPBIND)\n\
+        lib.NewSlice.restype = ctypes.c_void_p\n\
+        lib.DecryptData.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p]\n\
+        out = None if sys.argv[4] == 'null' else lib.NewSlice()\n\
+        print(lib.DecryptData(bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[3]), out))\n";
+    let status = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(lib)
+        .args([hex::encode(key), hex::encode(msg)])
+        .arg(if null_slice { "null" } else { "slice" })
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    status.signal()
+}
+
+/// The crash table of section 6 (and the inferred `BodyAllPadding`), on the real library and on
+/// the emulator alike: the guard refuses exactly what kills them.
+#[test]
+#[ignore = "runs inside a network namespace, started by real_library_conforms"]
+fn netns_the_crash_table_holds_for_the_real_library_and_the_emulator() {
+    const SIGABRT: i32 = 6;
+    const SIGSEGV: i32 = 11;
+    let real = real_sdk::inner_lib();
+    let emulator = common::emulator_lib();
+    let (key, msg, _) = split_beyond_text();
+    let (valid_key, valid_msg) = valid_message();
+    let long_msg = "A".repeat(200).into_bytes();
+    type Case = (&'static str, Vec<u8>, Vec<u8>, bool, Option<i32>);
+    let cases: Vec<Case> = vec![
+        (
+            "empty message",
+            b"a2V5".to_vec(),
+            Vec::new(),
+            false,
+            Some(SIGABRT),
+        ),
+        (
+            "12-byte message",
+            b"a2V5".to_vec(),
+            b"shortmsg1234".to_vec(),
+            false,
+            Some(SIGABRT),
+        ),
+        (
+            "key '='",
+            b"=".to_vec(),
+            long_msg.clone(),
+            false,
+            Some(SIGABRT),
+        ),
+        (
+            "key '===='",
+            b"====".to_vec(),
+            long_msg.clone(),
+            false,
+            Some(SIGABRT),
+        ),
+        ("split beyond text", key, msg, false, Some(SIGABRT)),
+        (
+            "body all padding",
+            valid_key.clone(),
+            body_all_padding(&valid_key, &valid_msg),
+            false,
+            Some(SIGABRT),
+        ),
+        (
+            "NULL slice on success",
+            valid_key.clone(),
+            valid_msg.clone(),
+            true,
+            Some(SIGSEGV),
+        ),
+        (
+            "13-byte message: a code",
+            b"a2V5".to_vec(),
+            b"shortmsg12345".to_vec(),
+            false,
+            None,
+        ),
+        ("valid message: a code", valid_key, valid_msg, false, None),
+    ];
+    for (name, key, msg, null_slice, expected) in cases {
+        for lib in [&real, &emulator] {
+            let found = raw_decrypt_in_child(lib, &key, &msg, null_slice);
+            assert_eq!(found, expected, "{name} on {}", lib.display());
+        }
+    }
+}
+
+/// A message the real library decrypts (built by the shared format code).
+fn valid_message() -> (Vec<u8>, Vec<u8>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let (key, msg) = encrypt_data(
+        br#"{"msgtype":"text","text":{"content":"hello"}}"#,
+        "ABCDEFGHIJKLM",
+        "0123456789abcdef0123456789abcdef",
+        "fedcba9876543210fedcba9876543210",
+        &mut rng,
+    );
+    (key.into_bytes(), msg.into_bytes())
+}
+
+/// `msg` with its body replaced by `=` signs, keeping every junk run and length in place.
+fn body_all_padding(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    let layout = check_layout(key, msg).unwrap();
+    let (pre, split, end) = (
+        layout.key_info.pre_len as usize,
+        layout.key_info.s_len as usize,
+        layout.key_info.end_len as usize,
+    );
+    let body_len = layout.body.len();
+    let start = 45 + pre;
+    let mut out = msg[..start].to_vec();
+    out.extend(std::iter::repeat_n(b'=', split));
+    out.extend_from_slice(&msg[start + split..start + 2 * split]);
+    out.extend(std::iter::repeat_n(b'=', body_len - split));
+    out.extend_from_slice(&msg[msg.len() - end..]);
+    assert_eq!(
+        check_layout(key, &out).unwrap_err(),
+        Failure::Crash(Crash::BodyAllPadding)
+    );
+    out
 }

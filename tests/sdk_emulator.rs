@@ -4,10 +4,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::time::Duration;
 
-use md5::{Digest, Md5};
 use secrecy::SecretString;
 use wecom_archive::decrypt::decrypt_page;
 use wecom_archive::keys::KeyRing;
@@ -32,19 +30,6 @@ fn code_of(result: Result<impl std::fmt::Debug, SdkError>) -> i64 {
         Err(SdkError::Code { code, .. }) => code.raw().into(),
         Err(SdkError::Server { errcode, .. }) => errcode,
         other => panic!("expected an SDK code, got {other:?}"),
-    }
-}
-
-fn expected_md5(seed: u64, sdkfileid: &str) -> String {
-    let mut content = emulator::media_content(seed, sdkfileid);
-    let mut md5 = Md5::new();
-    let mut buffer = vec![0u8; CHUNK as usize];
-    loop {
-        let n = content.read(&mut buffer).unwrap();
-        if n == 0 {
-            return hex::encode(md5.finalize());
-        }
-        md5.update(&buffer[..n]);
     }
 }
 
@@ -174,7 +159,10 @@ fn the_binding_refuses_what_the_guards_forbid_before_any_call() {
         ..NetOptions::default()
     };
     assert!(refused(handle.get_chat_data(0, 10, &proxy).map(|_| ())));
-    assert!(sdk.open_handle("", &SecretString::from("s")).is_err());
+    assert!(matches!(
+        sdk.open_handle("", &SecretString::from("s")),
+        Err(SdkError::Refused(Refused::Empty { field: "corpid" }))
+    ));
     // The emulator aborts on these like the real library; the binding never lets them through.
     for (key, msg) in [
         (&b"a2V5"[..], &b""[..]),
@@ -186,6 +174,11 @@ fn the_binding_refuses_what_the_guards_forbid_before_any_call() {
             Err(SdkError::Refused(Refused::CrashingInput(_)))
         ));
     }
+    assert_eq!(
+        emulator.calls_of("Init").len(),
+        1,
+        "only the handle opened above"
+    );
     assert!(emulator.calls_of("GetChatData").is_empty());
     assert!(emulator.calls_of("GetMediaData").is_empty());
     assert!(emulator.calls_of("DecryptData").is_empty());
@@ -283,7 +276,7 @@ fn media_of_every_edge_size_streams_whole() {
         .enumerate()
     {
         let id = emulator::media_file_id(size, 1, nonce as u64);
-        let md5 = expected_md5(seed, &id);
+        let md5 = common::expected_md5(seed, &id);
         let report =
             fetch_into_store(&mut handle, &store, &id, Some(&md5), &quick_retry(1)).unwrap();
         assert_eq!(report.size, size, "size {size}");
@@ -355,7 +348,7 @@ fn a_failing_chunk_is_retried_in_place_and_a_later_attempt_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsStore::new(dir.path());
     let id = emulator::media_file_id(4 * CHUNK + 100, 1, 9);
-    let md5 = expected_md5(config.corps[0].seed, &id);
+    let md5 = common::expected_md5(config.corps[0].seed, &id);
 
     let err = fetch_into_store(&mut handle, &store, &id, Some(&md5), &quick_retry(2)).unwrap_err();
     assert!(err.info().is_retryable(), "{err}");

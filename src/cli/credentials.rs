@@ -6,13 +6,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use secrecy::SecretString;
+use zeroize::Zeroizing;
 
 use crate::keys::KeyRing;
 
 /// Reads a secret from a file (surrounding whitespace dropped, so `echo s > file` works).
 pub fn read_secret_file(path: &Path) -> anyhow::Result<SecretString> {
-    let text = fs::read_to_string(path)
-        .with_context(|| format!("cannot read the secret file {}", path.display()))?;
+    let text = Zeroizing::new(
+        fs::read_to_string(path)
+            .with_context(|| format!("cannot read the secret file {}", path.display()))?,
+    );
     let trimmed = text.trim();
     if trimmed.is_empty() {
         bail!("the secret file {} is empty", path.display());
@@ -49,6 +52,7 @@ pub fn load_keys(args: &[KeyArg]) -> anyhow::Result<KeyRing> {
     for arg in args {
         let pem = fs::read_to_string(&arg.pem_file)
             .with_context(|| format!("cannot read the key file {}", arg.pem_file.display()))?;
+        // `SecretString` wipes the PEM when dropped.
         ring.insert_pem(arg.version, &SecretString::from(pem))?;
     }
     Ok(ring)

@@ -11,7 +11,7 @@ use super::output::JsonLines;
 use super::{CorpArgs, KeyArgs};
 use crate::decrypt::{decrypt_page, DecryptedMessage, MessageError};
 use crate::error_code::ErrorInfo;
-use crate::media::{download, ChunkRetry, PartialFile};
+use crate::media::{download, ChunkRetry, DownloadError, MediaKey, PartialFile};
 use crate::sdk::{FinanceSdk, SdkHandle};
 
 #[derive(Debug, Args)]
@@ -94,13 +94,17 @@ pub fn chatdata(args: &ChatdataArgs, out: &mut JsonLines) -> anyhow::Result<Exit
     for (_, line) in &lines {
         out.line(line)?;
     }
-    let next_seq = page.last().map_or(args.seq, |m| m.seq);
-    tracing::info!(
-        messages = decrypted.messages.len(),
-        failed = decrypted.errors.len(),
-        next_seq,
-        has_more = page.len() == args.limit as usize,
-        "page fetched"
+    // Where to go on, for a person paging by hand; stdout stays one JSON line per message.
+    eprintln!(
+        "{} messages, {} failed; next --seq {}{}",
+        decrypted.messages.len(),
+        decrypted.errors.len(),
+        page.last().map_or(args.seq, |m| m.seq),
+        if page.len() == args.limit as usize {
+            " (more to fetch)"
+        } else {
+            " (caught up)"
+        },
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -108,9 +112,14 @@ pub fn chatdata(args: &ChatdataArgs, out: &mut JsonLines) -> anyhow::Result<Exit
 pub fn media(args: &MediaArgs, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
     let net = args.corp.net.options()?;
     let (_sdk, mut handle) = open(&args.corp)?;
-    let partial = PartialFile::open(args.out.clone())?;
-    let fetch = |index: &str| handle.get_media_chunk(&args.sdkfileid, index, &net);
-    match download(fetch, partial, args.md5.as_deref(), &ChunkRetry::default()) {
+    let key = MediaKey::new(&args.sdkfileid, None);
+    let outcome = PartialFile::open(args.out.clone(), key.fingerprint())
+        .map_err(DownloadError::from)
+        .and_then(|partial| {
+            let fetch = |index: &str| handle.get_media_chunk(&args.sdkfileid, index, &net);
+            download(fetch, partial, args.md5.as_deref(), &ChunkRetry::default())
+        });
+    match outcome {
         Ok(report) => {
             out.line(&report)?;
             Ok(ExitCode::SUCCESS)

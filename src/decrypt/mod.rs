@@ -99,14 +99,10 @@ pub fn decrypt_message(
 }
 
 fn rsa_failure(err: RsaFailure) -> ErrorInfo {
-    let code = match err {
-        // Configuration: an operator must add the key; no retry can help before that.
-        RsaFailure::NoKey(_) => ProjectCode::NoPrivateKey,
-        RsaFailure::DecryptFailed(_) => ProjectCode::RsaDecryptFailed,
-    };
-    let class = match err {
-        RsaFailure::NoKey(_) => ErrorClass::Configuration,
-        RsaFailure::DecryptFailed(_) => ErrorClass::Permanent,
+    let (code, class) = match err {
+        // An operator must add the key; no retry can help before that.
+        RsaFailure::NoKey(_) => (ProjectCode::NoPrivateKey, ErrorClass::Configuration),
+        RsaFailure::DecryptFailed(_) => (ProjectCode::RsaDecryptFailed, ErrorClass::Permanent),
     };
     ErrorInfo::project(code, class, err.to_string())
 }

@@ -18,6 +18,8 @@ use md5::Md5;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use wecom_sdk_format::media_index::parse_index;
+
 use super::partial::PartialMedia;
 use crate::error_code::{ErrorInfo, ProjectCode};
 use crate::sdk::{ErrorClass, MediaChunk, SdkError, SdkOp};
@@ -154,21 +156,25 @@ fn stream<P: PartialMedia>(
     let mut chunks = 0;
     loop {
         let chunk = fetch_chunk(fetch, &index, retry)?;
+        if let Some(next) = &chunk.next_index {
+            // Checked before anything is written: a library that does not move forward would
+            // otherwise grow the file for ever.
+            if !moves_forward(&index, next) {
+                return Err(DownloadError::Sdk {
+                    source: SdkError::MalformedResponse {
+                        op: SdkOp::GetMediaData,
+                        reason: format!("the next index {next:?} does not move past {index:?}"),
+                    },
+                    index,
+                });
+            }
+        }
         chunks += 1;
         md5.update(&chunk.data);
         sha256.update(&chunk.data);
         size += chunk.data.len() as u64;
         partial.append(&chunk.data, chunk.next_index.as_deref())?;
         match chunk.next_index {
-            Some(next) if next == index => {
-                return Err(DownloadError::Sdk {
-                    index,
-                    source: SdkError::MalformedResponse {
-                        op: SdkOp::GetMediaData,
-                        reason: "the next index repeats the current one".into(),
-                    },
-                })
-            }
             Some(next) => index = next,
             None => break,
         }
@@ -179,6 +185,19 @@ fn stream<P: PartialMedia>(
         sha256: hex::encode(sha256.finalize()),
         chunks,
     })
+}
+
+/// Whether `next` starts after the start of `current` ("" is the very beginning).
+fn moves_forward(current: &str, next: &str) -> bool {
+    let start = |index: &str| match parse_index(index) {
+        Ok(Some(range)) => Some(range.start),
+        Ok(None) => Some(0),
+        Err(_) => None,
+    };
+    match (start(current), start(next)) {
+        (Some(current), Some(next)) => next > current,
+        _ => false,
+    }
 }
 
 fn fetch_chunk(
@@ -246,17 +265,23 @@ mod tests {
         }
     }
 
-    /// A file of `chunks` chunks of 4 bytes each, served by index "0", "1", ...
+    /// The index of chunk `n` (16 bytes of the encrypted object each).
+    fn idx(n: usize) -> String {
+        if n == 0 {
+            return String::new();
+        }
+        format!("Range:bytes={}-{}", n * 16, n * 16 + 15)
+    }
+
+    /// A file of `chunks` chunks of 4 bytes each, chunk `n` filled with `n`.
     fn server(chunks: usize) -> impl Fn(&str) -> Result<MediaChunk, SdkError> {
         move |index: &str| {
-            let n: usize = if index.is_empty() {
-                0
-            } else {
-                index.parse().unwrap()
-            };
+            let n = (0..chunks)
+                .find(|&n| idx(n) == index)
+                .expect("a known index");
             Ok(MediaChunk {
                 data: vec![n as u8; 4],
-                next_index: (n + 1 < chunks).then(|| (n + 1).to_string()),
+                next_index: (n + 1 < chunks).then(|| idx(n + 1)),
             })
         }
     }
@@ -295,7 +320,7 @@ mod tests {
         let mut failed_once = false;
         let fetch = |index: &str| {
             calls.push(index.to_owned());
-            if index == "1" && !failed_once {
+            if index == idx(1) && !failed_once {
                 failed_once = true;
                 return Err(failure(10002));
             }
@@ -303,7 +328,7 @@ mod tests {
         };
         let mut store = MemoryPartial::default();
         download(fetch, &mut store, None, &quick()).unwrap();
-        assert_eq!(calls, ["", "1", "1", "2"]);
+        assert_eq!(calls, [idx(0), idx(1), idx(1), idx(2)]);
     }
 
     #[test]
@@ -311,7 +336,7 @@ mod tests {
         let serve = server(3);
         let mut store = MemoryPartial::default();
         let broken = |index: &str| {
-            if index == "2" {
+            if index == idx(2) {
                 Err(failure(10001))
             } else {
                 serve(index)
@@ -320,7 +345,7 @@ mod tests {
         let err = download(broken, &mut store, None, &quick()).unwrap_err();
         assert!(err.info().is_retryable());
         assert!(!store.committed);
-        assert_eq!(store.resume.as_ref().unwrap().next_index, "2");
+        assert_eq!(store.resume.as_ref().unwrap().next_index, idx(2));
 
         let mut calls = Vec::new();
         let counting = |index: &str| {
@@ -328,7 +353,7 @@ mod tests {
             serve(index)
         };
         let report = download(counting, &mut store, None, &quick()).unwrap();
-        assert_eq!(calls, ["2"]);
+        assert_eq!(calls, [idx(2)]);
         assert_eq!(report.resumed_at, Some(8));
         assert_eq!(
             report.md5,
@@ -373,6 +398,24 @@ mod tests {
         let mut store = MemoryPartial::default();
         let report = download(server(2), &mut store, Some(&good), &quick()).unwrap();
         assert_eq!((report.md5_matched, report.chunks_fetched), (Some(true), 2));
+    }
+
+    #[test]
+    fn a_library_that_does_not_move_forward_is_stopped_before_writing() {
+        let fetch = |index: &str| {
+            Ok(MediaChunk {
+                data: vec![1; 4],
+                next_index: Some(if index.is_empty() {
+                    idx(1)
+                } else {
+                    index.to_owned()
+                }),
+            })
+        };
+        let mut store = MemoryPartial::default();
+        let err = download(fetch, &mut store, None, &quick()).unwrap_err();
+        assert_eq!(err.info().class, ErrorClass::Permanent);
+        assert_eq!(store.bytes.len(), 4, "only the first chunk was written");
     }
 
     #[test]

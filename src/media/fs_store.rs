@@ -1,11 +1,14 @@
 //! The filesystem media store.
 //!
 //! A download of `dir/name` writes `dir/name.part` and, after each chunk, records the next
-//! index and the byte count in `dir/name.resume` (written to a temporary file and renamed, so
-//! it is always whole). After a crash the data file may hold more than the record says (the
-//! chunk was written, the record not yet): it is cut back to the recorded length. If it holds
-//! less, the record is not trusted and the download starts over. When complete, the data file
-//! is fsynced and renamed to `dir/name`, so a file under its final name is always whole.
+//! index, the byte count and the file's fingerprint in `dir/name.resume` (written to a
+//! temporary file and renamed, so it is always whole). After the process is killed the data
+//! file may hold more than the record says (the chunk was written, the record not yet): it is
+//! cut back to the recorded length. A record that claims more than the data holds, belongs to
+//! another file, or names an index the library would refuse, is not trusted: the download starts
+//! over. When complete, the data file is fsynced and renamed to `dir/name`, so a file under its
+//! final name is always whole. (Chunks are not fsynced one by one: resuming is promised across a
+//! killed process, not across a power cut, which costs at most a fresh download.)
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -32,13 +35,22 @@ impl MediaStore for FsStore {
     type Partial = PartialFile;
 
     fn open_partial(&self, key: &MediaKey) -> io::Result<PartialFile> {
-        PartialFile::open(self.root.join(key.relative_path()))
+        PartialFile::open(self.root.join(key.relative_path()), key.fingerprint())
     }
+}
+
+/// What the `.resume` file holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Record {
+    fingerprint: String,
+    #[serde(flatten)]
+    point: ResumePoint,
 }
 
 /// A file being downloaded to `final_path`.
 #[derive(Debug)]
 pub struct PartialFile {
+    fingerprint: String,
     final_path: PathBuf,
     data_path: PathBuf,
     record_path: PathBuf,
@@ -49,8 +61,8 @@ pub struct PartialFile {
 
 impl PartialFile {
     /// Opens the partial download of `final_path`, continuing an earlier one when its record
-    /// is consistent with the data on disk.
-    pub fn open(final_path: PathBuf) -> io::Result<Self> {
+    /// is for the same file (`fingerprint`) and consistent with the data on disk.
+    pub fn open(final_path: PathBuf, fingerprint: &str) -> io::Result<Self> {
         if let Some(dir) = final_path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir)?;
         }
@@ -65,9 +77,12 @@ impl PartialFile {
         let on_disk = data.metadata()?.len();
         let resume = fs::read(&record_path)
             .ok()
-            .and_then(|bytes| serde_json::from_slice::<ResumePoint>(&bytes).ok())
-            .filter(|point| point.bytes <= on_disk);
+            .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
+            .filter(|record| record.fingerprint == fingerprint)
+            .map(|record| record.point)
+            .filter(|point| point.bytes <= on_disk && point.is_usable());
         let mut partial = Self {
+            fingerprint: fingerprint.to_owned(),
             final_path,
             data_path,
             record_path,
@@ -83,9 +98,13 @@ impl PartialFile {
         Ok(partial)
     }
 
-    fn write_record(&self, point: &ResumePoint) -> io::Result<()> {
+    fn write_record(&self, point: ResumePoint) -> io::Result<()> {
+        let record = Record {
+            fingerprint: self.fingerprint.clone(),
+            point,
+        };
         let tmp = sibling(&self.final_path, "resume.tmp");
-        fs::write(&tmp, serde_json::to_vec(point).map_err(io::Error::other)?)?;
+        fs::write(&tmp, serde_json::to_vec(&record).map_err(io::Error::other)?)?;
         fs::rename(tmp, &self.record_path)
     }
 }
@@ -113,7 +132,7 @@ impl PartialMedia for PartialFile {
         if let Some(next_index) = next_index {
             // The process may die at any time: the record only ever points at bytes already
             // handed to the kernel, so a resume never skips data.
-            self.write_record(&ResumePoint {
+            self.write_record(ResumePoint {
                 next_index: next_index.to_owned(),
                 bytes: self.written,
             })?;
@@ -163,6 +182,8 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    const NEXT: &str = "Range:bytes=6-21";
+
     fn replayed(partial: &mut PartialFile) -> Vec<u8> {
         let mut all = Vec::new();
         partial
@@ -175,12 +196,12 @@ mod tests {
     fn a_reopened_download_continues_from_its_record() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let mut partial = PartialFile::open(path.clone()).unwrap();
+        let mut partial = PartialFile::open(path.clone(), "file-a").unwrap();
         assert_eq!(partial.resume_point(), None);
-        partial.append(b"hello ", Some("Range:bytes=6-21")).unwrap();
+        partial.append(b"hello ", Some(NEXT)).unwrap();
         drop(partial);
 
-        let mut partial = PartialFile::open(path.clone()).unwrap();
+        let mut partial = PartialFile::open(path.clone(), "file-a").unwrap();
         let point = partial.resume_point().unwrap();
         assert_eq!(
             (point.next_index.as_str(), point.bytes),
@@ -199,12 +220,12 @@ mod tests {
     fn bytes_written_after_the_last_record_are_cut_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let mut partial = PartialFile::open(path.clone()).unwrap();
-        partial.append(b"abc", Some("next")).unwrap();
+        let mut partial = PartialFile::open(path.clone(), "file-a").unwrap();
+        partial.append(b"abc", Some(NEXT)).unwrap();
         // A crash between writing a chunk and recording it.
         partial.data.write_all(b"half-a-chunk").unwrap();
         drop(partial);
-        let mut partial = PartialFile::open(path).unwrap();
+        let mut partial = PartialFile::open(path, "file-a").unwrap();
         assert_eq!(replayed(&mut partial), b"abc");
     }
 
@@ -218,9 +239,36 @@ mod tests {
             br#"{"next_index":"x","bytes":99}"#,
         )
         .unwrap();
-        let mut partial = PartialFile::open(path).unwrap();
+        let mut partial = PartialFile::open(path, "file-a").unwrap();
         assert_eq!(partial.resume_point(), None);
         assert_eq!(replayed(&mut partial), b"");
+    }
+
+    #[test]
+    fn a_record_of_another_file_or_an_unusable_index_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut partial = PartialFile::open(path.clone(), "file-a").unwrap();
+        partial.append(b"abc", Some(NEXT)).unwrap();
+        drop(partial);
+        let other = PartialFile::open(path.clone(), "file-b").unwrap();
+        assert_eq!(
+            other.resume_point(),
+            None,
+            "another sdkfileid at the same path"
+        );
+        drop(other);
+
+        fs::write(dir.path().join("f.part"), b"abc").unwrap();
+        fs::write(
+            dir.path().join("f.resume"),
+            r#"{"fingerprint":"file-a","next_index":"Range:bytes=3-4","bytes":3}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            PartialFile::open(path, "file-a").unwrap().resume_point(),
+            None
+        );
     }
 
     #[test]

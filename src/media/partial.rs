@@ -3,12 +3,21 @@
 use std::io;
 
 use sha2::{Digest, Sha256};
+use wecom_sdk_format::media_index::parse_index;
 
 /// Where an interrupted download continues: the index of the next chunk and the bytes kept.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResumePoint {
     pub next_index: String,
     pub bytes: u64,
+}
+
+impl ResumePoint {
+    /// Whether `next_index` is one the library accepts: a record that is not would make every
+    /// later attempt fail the same way, so such a record is not trusted.
+    pub fn is_usable(&self) -> bool {
+        matches!(parse_index(&self.next_index), Ok(Some(_)))
+    }
 }
 
 /// A file being written. Appends are durable enough to resume from after a crash.
@@ -51,6 +60,12 @@ impl MediaKey {
                 (1..=10).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric())
             });
         Self { digest, extension }
+    }
+
+    /// Identifies the file's content (the SHA-256 of its sdkfileid): a partial download is only
+    /// ever resumed for the same file.
+    pub fn fingerprint(&self) -> &str {
+        &self.digest
     }
 
     /// The path relative to the store's root: `ab/abcdef…[.ext]`, two levels to keep folders small.

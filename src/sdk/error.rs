@@ -189,8 +189,13 @@ impl SdkError {
         match self {
             Self::Code { code, .. } => code.class(),
             Self::Server { .. } => ErrorClass::Configuration,
-            // Most likely a proxy or gateway answering in place of the archive server.
-            Self::MalformedResponse { .. } => ErrorClass::Transient,
+            // A chat body that is not JSON is most likely a proxy or gateway answering in place
+            // of the archive server; a media answer that breaks the chunk protocol is not going
+            // to change on a retry.
+            Self::MalformedResponse { op, .. } => match op {
+                SdkOp::GetChatData => ErrorClass::Transient,
+                _ => ErrorClass::Permanent,
+            },
             Self::Refused(_) => ErrorClass::Permanent,
         }
     }

@@ -16,6 +16,9 @@ use wecom_sdk_format::media_index::parse_index;
 /// `GetChatData` accepts 1..=1000 messages per call.
 pub const LIMIT_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
 
+/// Seconds an SDK call may take. libcurl reads 0 as "no timeout", which could hang a worker.
+pub const TIMEOUT_RANGE: std::ops::RangeInclusive<i32> = 1..=300;
+
 /// Real sdkfileids are a few hundred characters; anything far longer is not one.
 pub const MAX_ID_LEN: usize = 8 * 1024;
 
@@ -31,8 +34,10 @@ pub enum Refused {
     ControlCharacter { field: &'static str },
     #[error("limit {0} is outside 1..=1000")]
     LimitOutOfRange(u32),
-    #[error("timeout {0} is negative")]
-    NegativeTimeout(i32),
+    #[error("timeout {0} is outside 1..=300 seconds")]
+    TimeoutOutOfRange(i32),
+    #[error("the proxy holds credentials; pass them as the proxy password instead")]
+    ProxyCredentials,
     #[error("the media index is not of the form Range:bytes=START-END with a length that is a multiple of 16")]
     MalformedMediaIndex,
     #[error("DecryptData would abort the process on this input: {0}")]
@@ -59,9 +64,14 @@ pub fn c_id(field: &'static str, value: &str) -> Result<CString, Refused> {
 }
 
 /// A proxy address: empty (none) or printable text; a control character is never part of one.
+/// Credentials (`user:pass@`) belong in the proxy password, which is kept secret; the address
+/// is not, and would show up in logs.
 pub fn proxy(value: &str) -> Result<CString, Refused> {
     if value.chars().any(char::is_control) {
         return Err(Refused::ControlCharacter { field: "proxy" });
+    }
+    if value.contains('@') {
+        return Err(Refused::ProxyCredentials);
     }
     c_string("proxy", value)
 }
@@ -75,10 +85,10 @@ pub fn limit(limit: u32) -> Result<u32, Refused> {
 }
 
 pub fn timeout(seconds: i32) -> Result<i32, Refused> {
-    if seconds < 0 {
-        Err(Refused::NegativeTimeout(seconds))
-    } else {
+    if TIMEOUT_RANGE.contains(&seconds) {
         Ok(seconds)
+    } else {
+        Err(Refused::TimeoutOutOfRange(seconds))
     }
 }
 
@@ -129,7 +139,12 @@ mod tests {
     fn proxies_with_control_characters_are_refused() {
         assert!(proxy("").is_ok());
         assert!(proxy("http://127.0.0.1:3128").is_ok());
-        for bad in ["http://a\r\nX-Evil: 1", "socks5://h:1\u{7f}", "h\0"] {
+        for bad in [
+            "http://a\r\nX-Evil: 1",
+            "socks5://h:1\u{7f}",
+            "h\0",
+            "http://u:p@h:1",
+        ] {
             assert!(proxy(bad).is_err(), "{bad:?}");
         }
     }
@@ -140,6 +155,14 @@ mod tests {
         assert_eq!(limit(1001), Err(Refused::LimitOutOfRange(1001)));
         assert_eq!(limit(1), Ok(1));
         assert_eq!(limit(1000), Ok(1000));
+    }
+
+    #[test]
+    fn timeouts_are_one_to_three_hundred_seconds() {
+        assert_eq!(timeout(0), Err(Refused::TimeoutOutOfRange(0)));
+        assert_eq!(timeout(-5), Err(Refused::TimeoutOutOfRange(-5)));
+        assert_eq!(timeout(301), Err(Refused::TimeoutOutOfRange(301)));
+        assert_eq!(timeout(5), Ok(5));
     }
 
     #[test]

@@ -28,14 +28,39 @@ pub fn target_dir() -> PathBuf {
         .to_owned()
 }
 
+/// The emulator library cargo built with this test binary. It is the copy in `deps/`: cargo
+/// refreshes that one whenever it builds the emulator as a dependency, while the copy in
+/// `target/<profile>/` is only refreshed by a build of the emulator package itself.
 pub fn emulator_lib() -> PathBuf {
-    let lib = target_dir().join("libWeWorkFinanceSdk_C.so");
-    assert!(
-        lib.exists(),
-        "{} is missing: build the workspace first",
-        lib.display()
-    );
+    let lib = target_dir().join("deps/libWeWorkFinanceSdk_C.so");
+    assert!(lib.exists(), "{} is missing", lib.display());
     lib
+}
+
+/// The MD5 of the file the emulator serves for `sdkfileid` in a corp with `seed`.
+pub fn expected_md5(seed: u64, sdkfileid: &str) -> String {
+    use md5::{Digest, Md5};
+    use std::io::Read;
+    let mut content = emulator::media_content(seed, sdkfileid);
+    let mut md5 = Md5::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = content.read(&mut buffer).unwrap();
+        if n == 0 {
+            return hex::encode(md5.finalize());
+        }
+        md5.update(&buffer[..n]);
+    }
+}
+
+/// A shared library this process has loaded that is certainly not the Finance SDK.
+pub fn some_other_library() -> PathBuf {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| path.contains("/libc.so"))
+        .map(PathBuf::from)
+        .expect("libc is mapped")
 }
 
 pub fn cli() -> PathBuf {

@@ -28,10 +28,9 @@ pub struct MediaChunk {
 }
 
 pub struct SdkHandle {
-    // Field order matters: `raw` is destroyed in `Drop` while `sdk` keeps the library loaded.
     pub(super) raw: NonNull<c_void>,
+    /// Keeps the library loaded for as long as the instance lives (`Drop` destroys it first).
     pub(super) sdk: Arc<FinanceSdk>,
-    corpid: String,
 }
 
 // SAFETY: `SdkHandle` is Send: the SDK instance is a heap object with no affinity to the thread
@@ -44,7 +43,6 @@ unsafe impl Send for SdkHandle {}
 impl SdkHandle {
     pub(super) fn init(
         sdk: Arc<FinanceSdk>,
-        corpid: &str,
         corpid_c: &CStr,
         secret_c: &Zeroizing<CString>,
     ) -> Result<Self, SdkError> {
@@ -57,11 +55,7 @@ impl SdkHandle {
             });
         };
         // From here on `Drop` destroys the instance, whether or not Init succeeds.
-        let handle = Self {
-            raw,
-            sdk,
-            corpid: corpid.to_owned(),
-        };
+        let handle = Self { raw, sdk };
         // SAFETY: `raw` is a live instance; both strings are NUL-terminated, non-empty and
         // outlive the call (the library copies them).
         let rc = unsafe {
@@ -69,10 +63,6 @@ impl SdkHandle {
         };
         check(SdkOp::Init, rc)?;
         Ok(handle)
-    }
-
-    pub fn corpid(&self) -> &str {
-        &self.corpid
     }
 
     /// One page of encrypted messages with `seq` greater than the one given.

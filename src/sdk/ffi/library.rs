@@ -4,7 +4,9 @@
 //! 17,000 symbols. Opened with `RTLD_DEEPBIND` its own references bind to its own copies, not
 //! to a libcrypto already in the process (the crash that took Odoo down); `RTLD_LOCAL` keeps its
 //! symbols out of everyone else's way; `RTLD_NOW` makes a broken library fail here, at load,
-//! rather than at its first call.
+//! rather than at its first call; `RTLD_NODELETE` keeps its code mapped after the last handle is
+//! closed, because threads or thread-exit destructors of its static libcurl and OpenSSL may
+//! still run it.
 
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void};
 use std::path::{Path, PathBuf};
@@ -84,22 +86,24 @@ pub enum LoadError {
 
 /// The loaded library with every function resolved. Share it with `Arc`; handles keep it alive.
 pub struct FinanceSdk {
+    // The pointers point into the library; they never leave this struct except as borrows
+    // (`OwnedSlice<'lib>`) or behind an `Arc<FinanceSdk>` (`SdkHandle`), so they cannot outlive it.
     pub(super) fns: Symbols,
     path: PathBuf,
-    // Declared last so it is dropped last: the pointers above point into it.
     _library: Library,
 }
 
 // `FinanceSdk` is Send and Sync without an `unsafe impl`: it holds plain function pointers and a
-// `Library`, all of which are. The one function called through `&FinanceSdk` from many threads
-// is `DecryptData`, which the SDK facts (section 2) show to be stateless and thread-safe
-// (16 threads x 3000 calls measured). The stateful calls go through `SdkHandle`, which is not
-// Sync.
+// `Library`, all of which are. Through `&FinanceSdk` many threads may call `DecryptData`, which
+// the SDK facts (section 2) show to be stateless and thread-safe (16 threads x 3000 calls
+// measured), and open handles (`NewSdk` + `Init`, which only store strings). The stateful calls
+// go through `SdkHandle`, which is not Sync. The official sample runs one instance per thread
+// concurrently, which is what a pool of handles does.
 
 impl FinanceSdk {
     /// Opens the library at `path` and resolves all 17 functions.
     pub fn load(path: &Path) -> Result<Arc<Self>, LoadError> {
-        let flags = RTLD_NOW | RTLD_LOCAL | libc::RTLD_DEEPBIND;
+        let flags = RTLD_NOW | RTLD_LOCAL | libc::RTLD_DEEPBIND | libc::RTLD_NODELETE;
         // SAFETY: loading runs the library's initialisers. The Finance SDK's only touch its own
         // statically linked copies of OpenSSL/libstdc++ (DEEPBIND keeps them apart from ours).
         let library =
@@ -134,7 +138,7 @@ impl FinanceSdk {
     ) -> Result<SdkHandle, SdkError> {
         let corpid_c = guard::c_id("corpid", corpid)?;
         let secret_c = Zeroizing::new(guard::c_id("secret", secret.expose_secret())?);
-        SdkHandle::init(Arc::clone(self), corpid, &corpid_c, &secret_c)
+        SdkHandle::init(Arc::clone(self), &corpid_c, &secret_c)
     }
 
     /// `DecryptData(encrypt_key, encrypt_msg)`: the message's plaintext bytes (JSON).

@@ -21,7 +21,7 @@ impl FinanceSdk {
     pub fn probe_init(self: &Arc<Self>, corpid: &str, secret: &str) -> Result<i32, Refused> {
         let corpid = guard::c_string("corpid", corpid)?;
         let secret = guard::c_string("secret", secret)?;
-        match SdkHandle::init(Arc::clone(self), "", &corpid, &secret.into()) {
+        match SdkHandle::init(Arc::clone(self), &corpid, &secret.into()) {
             Ok(_handle) => Ok(0),
             Err(SdkError::Code { code, .. }) => Ok(code.raw()),
             Err(other) => unreachable!("Init reports codes only: {other}"),
