@@ -26,6 +26,14 @@ pub enum ProjectCode {
     MessageNotJson = 20104,
     /// Writing media to the store failed (disk full, permissions).
     MediaStoreIo = 20201,
+    /// The job is not valid JSON, or not valid against its schema.
+    InvalidJob = 20301,
+    /// The job names a corp alias the worker does not know.
+    UnknownCorp = 20302,
+    /// The job carries inline credentials and this worker refuses them.
+    InlineCredentialsRefused = 20303,
+    /// An inline private key is unusable (not PEM, wrong size, corrupt).
+    InvalidPrivateKey = 20304,
 }
 
 impl ProjectCode {
@@ -42,6 +50,10 @@ impl ProjectCode {
             Self::RandomKeyNotBase64 => "random_key_not_base64",
             Self::MessageNotJson => "message_not_json",
             Self::MediaStoreIo => "media_store_io",
+            Self::InvalidJob => "invalid_job",
+            Self::UnknownCorp => "unknown_corp",
+            Self::InlineCredentialsRefused => "inline_credentials_refused",
+            Self::InvalidPrivateKey => "invalid_private_key",
         }
     }
 }
@@ -53,20 +65,23 @@ pub struct ErrorInfo {
     pub name: &'static str,
     pub message: String,
     pub class: ErrorClass,
+    /// Whether trying again can help (the class is `transient`).
+    pub retryable: bool,
 }
 
 impl ErrorInfo {
     pub fn project(code: ProjectCode, class: ErrorClass, message: impl Into<String>) -> Self {
-        Self {
-            code: code.code(),
-            name: code.name(),
-            message: message.into(),
-            class,
-        }
+        Self::new(code.code(), code.name(), class, message.into())
     }
 
-    pub fn is_retryable(&self) -> bool {
-        self.class == ErrorClass::Transient
+    fn new(code: i64, name: &'static str, class: ErrorClass, message: String) -> Self {
+        Self {
+            code,
+            name,
+            message,
+            class,
+            retryable: class == ErrorClass::Transient,
+        }
     }
 }
 
@@ -75,18 +90,12 @@ impl From<&SdkError> for ErrorInfo {
         let message = err.to_string();
         let class = err.class();
         match err {
-            SdkError::Code { code, .. } => Self {
-                code: code.raw().into(),
-                name: code.name(),
-                message,
-                class,
-            },
-            SdkError::Server { errcode, .. } => Self {
-                code: *errcode,
-                name: "server_errcode",
-                message,
-                class,
-            },
+            SdkError::Code { code, .. } => {
+                Self::new(code.raw().into(), code.name(), class, message)
+            }
+            SdkError::Server { errcode, .. } => {
+                Self::new(*errcode, "server_errcode", class, message)
+            }
             SdkError::MalformedResponse { .. } => {
                 Self::project(ProjectCode::MalformedSdkResponse, class, message)
             }
@@ -108,7 +117,7 @@ mod tests {
         };
         let info = ErrorInfo::from(&sdk);
         assert_eq!((info.code, info.name), (10001, "sdk_network_error"));
-        assert!(info.is_retryable());
+        assert!(info.retryable);
 
         let server = SdkError::Server {
             errcode: 301052,
@@ -129,6 +138,10 @@ mod tests {
             ProjectCode::RandomKeyNotBase64,
             ProjectCode::MessageNotJson,
             ProjectCode::MediaStoreIo,
+            ProjectCode::InvalidJob,
+            ProjectCode::UnknownCorp,
+            ProjectCode::InlineCredentialsRefused,
+            ProjectCode::InvalidPrivateKey,
         ] {
             assert!((20000..30000).contains(&code.code()), "{code:?}");
         }

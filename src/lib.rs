@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod decrypt;
 pub mod error_code;
+pub mod job;
 pub mod keys;
 pub mod media;
 pub mod sdk;

@@ -351,7 +351,7 @@ fn a_failing_chunk_is_retried_in_place_and_a_later_attempt_resumes() {
     let md5 = common::expected_md5(config.corps[0].seed, &id);
 
     let err = fetch_into_store(&mut handle, &store, &id, Some(&md5), &quick_retry(2)).unwrap_err();
-    assert!(err.info().is_retryable(), "{err}");
+    assert!(err.info().retryable, "{err}");
     let report = fetch_into_store(&mut handle, &store, &id, Some(&md5), &quick_retry(2)).unwrap();
     assert_eq!(report.resumed_at, Some(2 * CHUNK));
     assert_eq!(report.md5_matched, Some(true));

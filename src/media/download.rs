@@ -343,7 +343,7 @@ mod tests {
             }
         };
         let err = download(broken, &mut store, None, &quick()).unwrap_err();
-        assert!(err.info().is_retryable());
+        assert!(err.info().retryable);
         assert!(!store.committed);
         assert_eq!(store.resume.as_ref().unwrap().next_index, idx(2));
 

@@ -37,6 +37,18 @@ impl MediaStore for FsStore {
     fn open_partial(&self, key: &MediaKey) -> io::Result<PartialFile> {
         PartialFile::open(self.root.join(key.relative_path()), key.fingerprint())
     }
+
+    fn read_small(&self, location: &str, max: u64) -> io::Result<Vec<u8>> {
+        let file = File::open(location)?;
+        if file.metadata()?.len() > max {
+            return Err(io::Error::other(format!(
+                "{location} is larger than {max} bytes"
+            )));
+        }
+        let mut bytes = Vec::new();
+        file.take(max).read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
 }
 
 /// What the `.resume` file holds.

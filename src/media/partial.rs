@@ -38,6 +38,8 @@ pub trait PartialMedia {
 pub trait MediaStore {
     type Partial: PartialMedia;
     fn open_partial(&self, key: &MediaKey) -> io::Result<Self::Partial>;
+    /// The bytes of a committed file at `location`, refused when larger than `max` bytes.
+    fn read_small(&self, location: &str, max: u64) -> io::Result<Vec<u8>>;
 }
 
 /// The name of a media file in a store, derived only from values that cannot escape it.

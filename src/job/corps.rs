@@ -1,0 +1,226 @@
+//! Whose job is it: a corp's id, secret and private keys, from the job or from the worker's corp
+//! directory.
+//!
+//! Inline credentials (the seed service's way) travel in every job; an operator can turn them
+//! off and keep credentials with the worker instead, in a directory of corps by alias whose
+//! secrets and keys come from files or environment variables. A corp from the directory is
+//! loaded once and shared; an inline one is built per job.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::contract::CorpRef;
+use crate::error_code::{ErrorInfo, ProjectCode};
+use crate::keys::{KeyError, KeyRing};
+use crate::sdk::ErrorClass;
+
+/// A corp ready to work with.
+#[derive(Debug)]
+pub struct Corp {
+    pub corpid: String,
+    pub secret: SecretString,
+    pub keys: KeyRing,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CorpError {
+    #[error("no corp named {0:?} in the worker's corp directory")]
+    UnknownAlias(String),
+    #[error("inline credentials are turned off on this worker; name a corp alias instead")]
+    InlineRefused,
+    #[error("the job names neither a corp alias nor corpid and secret")]
+    Missing,
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+impl CorpError {
+    pub fn info(&self) -> ErrorInfo {
+        let (code, class) = match self {
+            Self::UnknownAlias(_) => (ProjectCode::UnknownCorp, ErrorClass::Configuration),
+            Self::InlineRefused => (ProjectCode::InlineCredentialsRefused, ErrorClass::Permanent),
+            Self::Missing => (ProjectCode::InvalidJob, ErrorClass::Permanent),
+            Self::Key(_) => (ProjectCode::InvalidPrivateKey, ErrorClass::Permanent),
+        };
+        ErrorInfo::project(code, class, self.to_string())
+    }
+}
+
+/// Where a secret comes from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+impl SecretSource {
+    fn read(&self) -> anyhow::Result<SecretString> {
+        let text = Zeroizing::new(match self {
+            Self::File(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+            Self::Env(name) => std::env::var(name)
+                .with_context(|| format!("environment variable {name} is not set"))?,
+        });
+        Ok(SecretString::from(text.trim().to_owned()))
+    }
+}
+
+/// One entry of the corp directory file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorpEntry {
+    corpid: String,
+    secret: SecretSource,
+    /// Private keys by publickey_ver.
+    #[serde(default)]
+    keys: HashMap<u32, SecretSource>,
+}
+
+/// The corps a worker knows by alias, and whether jobs may bring their own credentials.
+#[derive(Debug, Default)]
+pub struct CorpDirectory {
+    corps: HashMap<String, Arc<Corp>>,
+    allow_inline: bool,
+}
+
+impl CorpDirectory {
+    /// No aliases; inline credentials as `allow_inline` says.
+    pub fn inline_only(allow_inline: bool) -> Self {
+        Self {
+            corps: HashMap::new(),
+            allow_inline,
+        }
+    }
+
+    /// Loads a JSON file `{"alias": {"corpid": "...", "secret": {"file": "..."} | {"env": "..."},
+    /// "keys": {"1": {"file": "..."}}}}`.
+    pub fn load(path: &Path, allow_inline: bool) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the corp directory {}", path.display()))?;
+        let entries: HashMap<String, CorpEntry> = serde_json::from_str(&text)
+            .with_context(|| format!("the corp directory {} is not valid", path.display()))?;
+        let mut corps = HashMap::new();
+        for (alias, entry) in entries {
+            let secret = entry
+                .secret
+                .read()
+                .with_context(|| format!("corp {alias}: secret"))?;
+            let mut keys = KeyRing::new();
+            for (version, source) in &entry.keys {
+                let pem = source
+                    .read()
+                    .with_context(|| format!("corp {alias}: key {version}"))?;
+                keys.insert_pem(*version, &pem)
+                    .with_context(|| format!("corp {alias}"))?;
+            }
+            let corp = Corp {
+                corpid: entry.corpid,
+                secret,
+                keys,
+            };
+            corps.insert(alias, Arc::new(corp));
+        }
+        Ok(Self {
+            corps,
+            allow_inline,
+        })
+    }
+
+    /// The corp a job is for. Inline private keys are parsed only when `with_keys` (chat jobs).
+    pub fn resolve(&self, corp: &CorpRef, with_keys: bool) -> Result<Arc<Corp>, CorpError> {
+        if let Some(alias) = &corp.corp {
+            return self
+                .corps
+                .get(alias)
+                .cloned()
+                .ok_or_else(|| CorpError::UnknownAlias(alias.clone()));
+        }
+        let (Some(corpid), Some(secret)) = (&corp.corpid, &corp.secret) else {
+            return Err(CorpError::Missing);
+        };
+        if !self.allow_inline {
+            return Err(CorpError::InlineRefused);
+        }
+        let mut keys = KeyRing::new();
+        if with_keys {
+            for key in corp.private_keys.iter().flatten() {
+                keys.insert_pem(key.publickey_ver, &key.private_key)?;
+            }
+        }
+        Ok(Arc::new(Corp {
+            corpid: corpid.clone(),
+            secret: SecretString::from(secret.expose_secret().to_owned()),
+            keys,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inline(json: &str) -> CorpRef {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn inline_credentials_can_be_turned_off() {
+        let job = inline(r#"{"corpid": "ww1", "secret": "s"}"#);
+        assert!(CorpDirectory::inline_only(true).resolve(&job, true).is_ok());
+        let err = CorpDirectory::inline_only(false)
+            .resolve(&job, true)
+            .unwrap_err();
+        assert_eq!(
+            err.info().code,
+            ProjectCode::InlineCredentialsRefused.code()
+        );
+    }
+
+    #[test]
+    fn aliases_come_from_the_directory_file_with_secrets_from_files_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "from-file\n").unwrap();
+        let key = format!("{}/tests/fixtures/keys/v1.pem", env!("CARGO_MANIFEST_DIR"));
+        let file = dir.path().join("corps.json");
+        std::fs::write(
+            &file,
+            format!(r#"{{"acme": {{"corpid": "ww-acme", "secret": {{"file": "{}"}}, "keys": {{"1": {{"file": "{key}"}}}}}}}}"#, secret.display()),
+        )
+        .unwrap();
+        let corps = CorpDirectory::load(&file, false).unwrap();
+        let acme = corps.resolve(&inline(r#"{"corp": "acme"}"#), true).unwrap();
+        assert_eq!(acme.corpid, "ww-acme");
+        assert_eq!(acme.secret.expose_secret(), "from-file");
+        assert!(!acme.keys.is_empty());
+        let err = corps
+            .resolve(&inline(r#"{"corp": "other"}"#), true)
+            .unwrap_err();
+        assert_eq!(err.info().code, ProjectCode::UnknownCorp.code());
+    }
+
+    #[test]
+    fn a_bad_inline_key_fails_the_job_with_its_version_and_no_key_material() {
+        let job = inline(
+            r#"{"corpid": "ww1", "secret": "s", "private_keys": [{"publickey_ver": 4, "private_key": "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----"}]}"#,
+        );
+        let err = CorpDirectory::inline_only(true)
+            .resolve(&job, true)
+            .unwrap_err();
+        let info = err.info();
+        assert_eq!(info.code, ProjectCode::InvalidPrivateKey.code());
+        assert!(info.message.contains("publickey_ver 4"), "{}", info.message);
+        assert!(!info.message.contains("AAAA"));
+        // Media jobs do not need the keys, so a bad one does not stop them.
+        assert!(CorpDirectory::inline_only(true)
+            .resolve(&job, false)
+            .is_ok());
+    }
+}

@@ -1,0 +1,204 @@
+//! From bytes to a [`Job`], or to an [`InvalidJob`] that says why, without a secret in it.
+//!
+//! A job is checked against its JSON Schema (`schemas/*.job.schema.json`, compiled once) before
+//! it is deserialized, so a wrong type, a missing or unknown field, or a limit out of range is
+//! refused with the rule it breaks. Refusals name the field and the rule, never the value: the
+//! value might be the corp secret or a private key.
+
+use std::sync::LazyLock;
+
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::Validator;
+use serde_json::Value;
+
+use super::contract::{ChatdataJob, JobKind, MediaJob};
+
+/// A job body larger than this is refused unread (a page of keys is a few KiB).
+pub const MAX_JOB_BYTES: usize = 256 * 1024;
+
+static CHATDATA_SCHEMA: LazyLock<Validator> =
+    LazyLock::new(|| compile(include_str!("../../schemas/fetch-chatdata.job.schema.json")));
+static MEDIA_SCHEMA: LazyLock<Validator> =
+    LazyLock::new(|| compile(include_str!("../../schemas/fetch-media.job.schema.json")));
+
+fn compile(schema: &str) -> Validator {
+    let schema: Value = serde_json::from_str(schema).expect("the bundled schema is JSON");
+    jsonschema::validator_for(&schema).expect("the bundled schema is valid")
+}
+
+/// A job, typed.
+#[derive(Debug)]
+pub enum Job {
+    Chatdata(ChatdataJob),
+    Media(MediaJob),
+}
+
+impl Job {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Self::Chatdata(_) => JobKind::FetchChatdata,
+            Self::Media(_) => JobKind::FetchMedia,
+        }
+    }
+
+    pub fn job_id(&self) -> Option<&str> {
+        match self {
+            Self::Chatdata(job) => job.job_id.as_deref(),
+            Self::Media(job) => job.job_id.as_deref(),
+        }
+    }
+}
+
+/// Why a body is not a job, and its `job_id` when one could be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} job: {reason}", kind = kind.name())]
+pub struct InvalidJob {
+    pub kind: JobKind,
+    pub job_id: Option<String>,
+    pub reason: String,
+}
+
+/// Parses and validates a job of `kind`.
+pub fn parse(kind: JobKind, body: &[u8]) -> Result<Job, InvalidJob> {
+    let invalid = |job_id: Option<String>, reason: String| InvalidJob {
+        kind,
+        job_id,
+        reason,
+    };
+    if body.len() > MAX_JOB_BYTES {
+        return Err(invalid(
+            None,
+            format!(
+                "the body is {} bytes, over the limit of {MAX_JOB_BYTES}",
+                body.len()
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|err| {
+        // serde_json's message names a line and column, never the text around it.
+        invalid(None, format!("not JSON: {err}"))
+    })?;
+    let job_id = value
+        .get("job_id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty() && id.len() <= 200)
+        .map(str::to_owned);
+    let validator = match kind {
+        JobKind::FetchChatdata => &*CHATDATA_SCHEMA,
+        JobKind::FetchMedia => &*MEDIA_SCHEMA,
+    };
+    if let Err(error) = validator.validate(&value) {
+        return Err(invalid(job_id, describe(&error)));
+    }
+    let typed = match kind {
+        JobKind::FetchChatdata => serde_json::from_value(value).map(Job::Chatdata),
+        JobKind::FetchMedia => serde_json::from_value(value).map(Job::Media),
+    };
+    typed.map_err(|err| invalid(job_id, format!("does not fit the job type: {err}")))
+}
+
+/// The schema rule a job breaks, in words that carry no value from the job.
+fn describe(error: &jsonschema::ValidationError) -> String {
+    let at = match error.instance_path().to_string() {
+        path if path.is_empty() => "the job".to_owned(),
+        path => format!("field {path}"),
+    };
+    match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            format!("unknown field(s): {}", unexpected.join(", "))
+        }
+        ValidationErrorKind::Required { .. } | ValidationErrorKind::AnyOf { .. } => format!(
+            "{at} must name either a corp alias (corp) or inline credentials (corpid and secret), and the fields its type requires ({})",
+            error.kind().keyword()
+        ),
+        _ => format!("{at} breaks the schema rule \"{}\"", error.kind().keyword()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(body: &str) -> Result<Job, InvalidJob> {
+        parse(JobKind::FetchChatdata, body.as_bytes())
+    }
+
+    #[test]
+    fn the_seed_services_request_body_is_a_valid_job() {
+        let body = r#"{"seq": 0, "corpid": "ww1", "secret": "s",
+            "private_keys": [{"publickey_ver": 1, "private_key": "-----BEGIN RSA PRIVATE KEY-----"}],
+            "proxy": "", "paswd": ""}"#;
+        let Job::Chatdata(job) = chat(body).unwrap() else {
+            panic!()
+        };
+        assert_eq!((job.seq, job.limit, job.max_pages), (0, 1000, 1));
+        let media = body.replace("\"seq\": 0,", "\"seq\": 0, \"sdkfileid\": \"abc\",");
+        assert!(matches!(
+            parse(JobKind::FetchMedia, media.as_bytes()),
+            Ok(Job::Media(_))
+        ));
+    }
+
+    #[test]
+    fn refusals_say_what_is_wrong_and_keep_the_job_id() {
+        let err = chat(r#"{"job_id": "j1", "corp": "acme", "limit": 1001}"#).unwrap_err();
+        assert_eq!(err.job_id.as_deref(), Some("j1"));
+        assert!(err.reason.contains("/limit"), "{}", err.reason);
+        let err = chat(r#"{"job_id": "j2", "corp": "acme", "limt": 5}"#).unwrap_err();
+        assert!(
+            err.reason.contains("unknown field(s): limt"),
+            "{}",
+            err.reason
+        );
+        let err = parse(JobKind::FetchMedia, br#"{"corp": "acme"}"#).unwrap_err();
+        assert!(err.reason.contains("required"), "{}", err.reason);
+        let err = chat("{\"job_id\": \"j3\", \"corp\": ").unwrap_err();
+        assert!(err.reason.starts_with("not JSON"), "{}", err.reason);
+        assert_eq!(err.job_id, None);
+    }
+
+    #[test]
+    fn refusals_never_carry_the_values() {
+        for body in [
+            r#"{"corpid": "ww1", "secret": 12345678901234567890}"#,
+            r#"{"corpid": "ww1", "secret": "hunter2-hunter2", "timeout": "hunter2-hunter2"}"#,
+            r#"{"corpid": "ww1", "secret": "hunter2-hunter2", "private_keys": [{"publickey_ver": 1, "private_key": 7}]}"#,
+        ] {
+            let err = chat(body).unwrap_err().to_string();
+            assert!(
+                !err.contains("hunter2") && !err.contains("1234567890"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn credentials_are_an_alias_or_inline_never_both_nor_neither() {
+        assert!(chat(r#"{"corp": "acme"}"#).is_ok());
+        assert!(chat(r#"{"corpid": "ww1", "secret": "s"}"#).is_ok());
+        assert!(chat(r#"{}"#).is_err());
+        assert!(chat(r#"{"corp": "acme", "corpid": "ww1", "secret": "s"}"#).is_err());
+        assert!(chat(r#"{"corpid": "ww1"}"#).is_err());
+    }
+
+    #[test]
+    fn bounds_and_types_are_enforced() {
+        for bad in [
+            r#"{"corp": "a", "limit": 0}"#,
+            r#"{"corp": "a", "limit": -1}"#,
+            r#"{"corp": "a", "seq": -1}"#,
+            r#"{"corp": "a", "seq": 18446744073709551616}"#,
+            r#"{"corp": "a", "seq": "5"}"#,
+            r#"{"corp": "a", "type": "fetch-media"}"#,
+            r#"[1, 2]"#,
+        ] {
+            assert!(chat(bad).is_err(), "{bad}");
+        }
+        assert!(chat(r#"{"corp": "a", "seq": 18446744073709551615}"#).is_ok());
+        let huge = format!(
+            r#"{{"corp": "a", "job_id": "{}"}}"#,
+            "x".repeat(MAX_JOB_BYTES)
+        );
+        assert!(chat(&huge).unwrap_err().reason.contains("over the limit"));
+    }
+}
