@@ -11,8 +11,10 @@
 
 pub mod cli;
 pub mod decrypt;
+pub mod dlq;
 pub mod error_code;
 pub mod job;
 pub mod keys;
 pub mod media;
 pub mod sdk;
+pub mod worker;

@@ -1,8 +1,12 @@
-//! The command line: `wecom-archive sdk check` and `wecom-archive fetch chatdata|media`.
+//! The command line.
 //!
-//! These commands use the SDK layer directly, without a broker: for operators checking a
-//! corp's setup, and for debugging. Output goes to stdout ([`output`]), logs to stderr.
+//! - `sdk check`, `fetch chatdata|media`: the SDK layer directly, without a broker, for
+//!   operators checking a corp's setup and for debugging;
+//! - `worker`, `topology apply`, `publish`, `dlq` ([`broker`]): the service and its operation.
+//!
+//! Output goes to stdout ([`output`]), logs to stderr.
 
+mod broker;
 mod credentials;
 mod fetch;
 mod output;
@@ -35,6 +39,17 @@ enum Command {
     /// Fetch chat data or media once, without a broker.
     #[command(subcommand)]
     Fetch(FetchCommand),
+    /// Consume jobs from RabbitMQ and publish results, until SIGTERM.
+    Worker(crate::worker::WorkerConfig),
+    /// Manage the broker's exchanges and queues.
+    #[command(subcommand)]
+    Topology(broker::TopologyCommand),
+    /// Enqueue a job.
+    #[command(subcommand)]
+    Publish(broker::PublishCommand),
+    /// Inspect, replay or purge dead-lettered jobs.
+    #[command(subcommand)]
+    Dlq(broker::DlqCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +115,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sdk(SdkCommand::Check(args)) => sdk_check::run(&args, &mut out)?,
         Command::Fetch(FetchCommand::Chatdata(args)) => fetch::chatdata(&args, &mut out)?,
         Command::Fetch(FetchCommand::Media(args)) => fetch::media(&args, &mut out)?,
+        Command::Worker(config) => broker::run_worker(config)?,
+        Command::Topology(command) => broker::topology(command, &mut out)?,
+        Command::Publish(command) => broker::publish(command, &mut out)?,
+        Command::Dlq(command) => broker::dlq(command, &mut out)?,
     };
     out.flush()?;
     Ok(code)

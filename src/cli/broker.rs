@@ -1,0 +1,345 @@
+//! The broker commands: `worker`, `topology apply`, `publish chatdata|media`, `dlq ...`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::credentials::{read_secret_file, KeyArg};
+use super::output::JsonLines;
+use crate::dlq::{self, Filter};
+use crate::job::JobKind;
+use crate::worker::publisher::Publisher;
+use crate::worker::topology::{self, TopologySpec, JOBS_EXCHANGE};
+use crate::worker::{self, WorkerConfig};
+
+/// Which job kind (and so which queue) a command is about.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Kind {
+    #[value(alias = "fetch-chatdata")]
+    Chatdata,
+    #[value(alias = "fetch-media")]
+    Media,
+}
+
+impl From<Kind> for JobKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Chatdata => JobKind::FetchChatdata,
+            Kind::Media => JobKind::FetchMedia,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AmqpArgs {
+    /// The broker, amqp:// or amqps://.
+    #[arg(
+        long,
+        env = "WECOM_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopologyCommand {
+    /// Declare exchanges and queues (idempotent).
+    Apply {
+        #[command(flatten)]
+        amqp: AmqpArgs,
+        #[arg(long, env = "WECOM_DELIVERY_LIMIT", default_value_t = 5)]
+        delivery_limit: u32,
+        #[arg(
+            long,
+            env = "WECOM_RETRY_DELAYS",
+            value_delimiter = ',',
+            default_value = "5,30,120,600"
+        )]
+        retry_delays: Vec<u64>,
+    },
+}
+
+/// Credentials for a job: a corp alias, or inline ones read from files.
+#[derive(Debug, Args)]
+pub struct JobCorpArgs {
+    /// A corp alias the workers know.
+    #[arg(long, conflicts_with_all = ["corpid", "secret_file"])]
+    corp: Option<String>,
+    #[arg(long, requires = "secret_file")]
+    corpid: Option<String>,
+    /// File holding the secret, sent inline in the job.
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// VER=PEMFILE, sent inline in the job; repeatable.
+    #[arg(long = "key", value_name = "VER=PEMFILE")]
+    keys: Vec<KeyArg>,
+    /// An id echoed in the results (default: a new UUID).
+    #[arg(long)]
+    job_id: Option<String>,
+    /// Also send the results to this queue.
+    #[arg(long)]
+    reply_to: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PublishCommand {
+    /// Enqueue a fetch-chatdata job.
+    Chatdata {
+        #[command(flatten)]
+        amqp: AmqpArgs,
+        #[command(flatten)]
+        corp: JobCorpArgs,
+        #[arg(long, default_value_t = 0)]
+        seq: u64,
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+        #[arg(long, default_value_t = 1)]
+        max_pages: u32,
+    },
+    /// Enqueue a fetch-media job.
+    Media {
+        #[command(flatten)]
+        amqp: AmqpArgs,
+        #[command(flatten)]
+        corp: JobCorpArgs,
+        #[arg(long)]
+        sdkfileid: String,
+        #[arg(long)]
+        md5sum: Option<String>,
+        #[arg(long)]
+        file_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    #[command(flatten)]
+    amqp: AmqpArgs,
+    /// Which dead-letter queue.
+    #[arg(long, value_enum)]
+    kind: Kind,
+    /// Only dead letters with this error code.
+    #[arg(long)]
+    code: Option<i64>,
+    /// At most this many.
+    #[arg(long)]
+    count: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// One line per dead letter: job id, error, attempts.
+    List(DlqArgs),
+    /// Dead letters in full (credentials redacted).
+    Show(DlqArgs),
+    /// Republish dead letters as fresh jobs, then remove them.
+    Replay {
+        #[command(flatten)]
+        args: DlqArgs,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove dead letters.
+    Purge {
+        #[command(flatten)]
+        args: DlqArgs,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Runs the worker until SIGTERM or SIGINT.
+pub fn run_worker(config: WorkerConfig) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received: draining");
+            signal.cancel();
+        });
+        worker::run(config, shutdown).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("a SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+pub fn topology(command: TopologyCommand, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
+    let TopologyCommand::Apply {
+        amqp,
+        delivery_limit,
+        retry_delays,
+    } = command;
+    runtime()?.block_on(async {
+        let connection = worker::connect(&amqp.amqp_url, "wecom-archive topology").await?;
+        let channel = connection.create_channel().await?;
+        let spec = TopologySpec {
+            delivery_limit,
+            retry_delays: retry_delays
+                .into_iter()
+                .map(std::time::Duration::from_secs)
+                .collect(),
+        };
+        topology::declare(&channel, &spec).await?;
+        connection.close(200, "done".into()).await?;
+        out.text("topology declared")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn job_body(corp: &JobCorpArgs, fields: Map<String, Value>) -> anyhow::Result<(String, Value)> {
+    let job_id = corp
+        .job_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let mut body = fields;
+    body.insert("job_id".into(), json!(job_id));
+    if let Some(alias) = &corp.corp {
+        body.insert("corp".into(), json!(alias));
+    } else if let (Some(corpid), Some(secret_file)) = (&corp.corpid, &corp.secret_file) {
+        use secrecy::ExposeSecret;
+        body.insert("corpid".into(), json!(corpid));
+        body.insert(
+            "secret".into(),
+            json!(read_secret_file(secret_file)?.expose_secret()),
+        );
+        let mut keys = Vec::new();
+        for key in &corp.keys {
+            let pem = std::fs::read_to_string(&key.pem_file)?;
+            keys.push(json!({"publickey_ver": key.version, "private_key": pem}));
+        }
+        if !keys.is_empty() {
+            body.insert("private_keys".into(), Value::Array(keys));
+        }
+    } else {
+        anyhow::bail!(
+            "name a corp alias (--corp) or inline credentials (--corpid and --secret-file)"
+        );
+    }
+    Ok((job_id, Value::Object(body)))
+}
+
+pub fn publish(command: PublishCommand, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
+    let (amqp, kind, corp, fields) = match command {
+        PublishCommand::Chatdata {
+            amqp,
+            corp,
+            seq,
+            limit,
+            max_pages,
+        } => {
+            let fields = json!({"seq": seq, "limit": limit, "max_pages": max_pages});
+            (amqp, JobKind::FetchChatdata, corp, fields)
+        }
+        PublishCommand::Media {
+            amqp,
+            corp,
+            sdkfileid,
+            md5sum,
+            file_name,
+        } => {
+            let mut fields = json!({"sdkfileid": sdkfileid});
+            if let Some(md5sum) = md5sum {
+                fields["md5sum"] = json!(md5sum);
+            }
+            if let Some(name) = file_name {
+                fields["file_name"] = json!(name);
+            }
+            (amqp, JobKind::FetchMedia, corp, fields)
+        }
+    };
+    let Value::Object(fields) = fields else {
+        unreachable!("built as an object")
+    };
+    let (job_id, body) = job_body(&corp, fields)?;
+    runtime()?.block_on(async {
+        let connection = worker::connect(&amqp.amqp_url, "wecom-archive publish").await?;
+        let publisher = Publisher::open(&connection).await?;
+        let mut properties = lapin::BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_message_id(job_id.as_str().into());
+        if let Some(queue) = &corp.reply_to {
+            properties = properties.with_reply_to(queue.as_str().into());
+        }
+        let bytes = serde_json::to_vec(&body)?;
+        publisher
+            .publish(JOBS_EXCHANGE, kind.name(), &bytes, properties)
+            .await?;
+        connection.close(200, "done".into()).await?;
+        out.line(&json!({"published": kind.name(), "job_id": job_id}))?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn dlq(command: DlqCommand, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let (args, action) = match &command {
+            DlqCommand::List(args) => (args, "list"),
+            DlqCommand::Show(args) => (args, "show"),
+            DlqCommand::Replay { args, .. } => (args, "replay"),
+            DlqCommand::Purge { args, .. } => (args, "purge"),
+        };
+        let kind = JobKind::from(args.kind);
+        let filter = Filter {
+            code: args.code,
+            count: args.count,
+        };
+        let connection = worker::connect(&args.amqp.amqp_url, "wecom-archive dlq").await?;
+        let channel = connection.create_channel().await?;
+        let letters = match &command {
+            DlqCommand::List(_) | DlqCommand::Show(_) => dlq::list(&channel, kind, &filter).await?,
+            DlqCommand::Replay { dry_run, .. } => {
+                let publisher = Publisher::open(&connection).await?;
+                dlq::replay(&channel, &publisher, kind, &filter, *dry_run).await?
+            }
+            DlqCommand::Purge { dry_run, .. } => {
+                dlq::purge(&channel, kind, &filter, *dry_run).await?
+            }
+        };
+        for letter in &letters {
+            if matches!(command, DlqCommand::Show(_)) {
+                out.line(letter)?;
+            } else {
+                out.line(&json!({
+                    "position": letter.position,
+                    "job_id": letter.job_id,
+                    "error_code": letter.error_code,
+                    "error_name": letter.error_name,
+                    "attempts": letter.attempts,
+                }))?;
+            }
+        }
+        let dry = matches!(
+            command,
+            DlqCommand::Replay { dry_run: true, .. } | DlqCommand::Purge { dry_run: true, .. }
+        );
+        eprintln!(
+            "{action}{}: {} dead letter(s) of {}",
+            if dry { " (dry run)" } else { "" },
+            letters.len(),
+            kind.name()
+        );
+        // Closing returns every dead letter this command held but did not consume.
+        connection.close(200, "done".into()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,197 @@
+//! Dead letters, for operators: list them, show one, replay them as new jobs, or purge them.
+//!
+//! A dead letter is the job as it was published, with headers saying why it died
+//! ([`crate::worker::headers`]). Dead letters are read with `basic.get` and held unacked while
+//! the command runs; what a command does not consume goes back to the queue, in order, when
+//! its channel closes. Replay republishes to the jobs exchange with the attempts reset, waits
+//! for the broker's confirm, and only then acks the dead copy: a replay never loses a job.
+
+use lapin::options::{BasicAckOptions, BasicGetOptions};
+use lapin::{BasicProperties, Channel};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::job::JobKind;
+use crate::worker::headers;
+use crate::worker::publisher::{PublishError, Publisher};
+use crate::worker::topology::{dead_queue, JOBS_EXCHANGE};
+
+/// Which dead letters a command acts on.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only those that died with this error code.
+    pub code: Option<i64>,
+    /// At most this many (after the code filter).
+    pub count: Option<usize>,
+}
+
+/// One dead letter as an operator sees it. Credentials in the body are redacted.
+#[derive(Debug, Serialize)]
+pub struct DeadLetter {
+    pub position: usize,
+    pub job_id: Option<String>,
+    pub message_id: Option<String>,
+    pub error_code: Option<i64>,
+    pub error_name: Option<String>,
+    pub error_message: Option<String>,
+    pub attempts: u32,
+    pub body: Value,
+}
+
+/// Fields of a job body that hold secrets.
+const SECRET_FIELDS: [&str; 4] = ["secret", "private_keys", "paswd", "proxy_password"];
+
+fn redacted_body(data: &[u8]) -> Value {
+    match serde_json::from_slice::<Value>(data) {
+        Ok(Value::Object(mut object)) => {
+            for field in SECRET_FIELDS {
+                if let Some(value) = object.get_mut(field) {
+                    *value = Value::String("<redacted>".into());
+                }
+            }
+            Value::Object(object)
+        }
+        Ok(other) => other,
+        // Not JSON: shown as a length only, since it may hold anything.
+        Err(_) => Value::String(format!("<{} bytes, not JSON>", data.len())),
+    }
+}
+
+struct Fetched {
+    letter: DeadLetter,
+    delivery_tag: u64,
+    data: Vec<u8>,
+    properties: BasicProperties,
+}
+
+/// Reads every dead letter of `kind`, holding them unacked on `channel`.
+async fn fetch_all(channel: &Channel, kind: JobKind) -> lapin::Result<Vec<Fetched>> {
+    let queue = dead_queue(kind);
+    let mut all = Vec::new();
+    while let Some(message) = channel
+        .basic_get(queue.as_str().into(), BasicGetOptions::default())
+        .await?
+    {
+        let delivery = message.delivery;
+        let props = &delivery.properties;
+        let hdrs = props.headers().as_ref();
+        let body = redacted_body(&delivery.data);
+        let letter = DeadLetter {
+            position: all.len() + 1,
+            job_id: body
+                .get("job_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            message_id: props.message_id().as_ref().map(|s| s.as_str().to_owned()),
+            error_code: headers::error_code(hdrs),
+            error_name: headers::error_text(hdrs, headers::ERROR_NAME),
+            error_message: headers::error_text(hdrs, headers::ERROR_MESSAGE),
+            attempts: headers::attempt(hdrs),
+            body,
+        };
+        all.push(Fetched {
+            letter,
+            delivery_tag: delivery.delivery_tag,
+            properties: delivery.properties.clone(),
+            data: delivery.data,
+        });
+    }
+    Ok(all)
+}
+
+fn select(all: Vec<Fetched>, filter: &Filter) -> Vec<Fetched> {
+    all.into_iter()
+        .filter(|f| {
+            filter
+                .code
+                .is_none_or(|code| f.letter.error_code == Some(code))
+        })
+        .take(filter.count.unwrap_or(usize::MAX))
+        .collect()
+}
+
+/// The dead letters of `kind` that match `filter`; the queue is left as it was.
+pub async fn list(
+    channel: &Channel,
+    kind: JobKind,
+    filter: &Filter,
+) -> lapin::Result<Vec<DeadLetter>> {
+    let selected = select(fetch_all(channel, kind).await?, filter);
+    Ok(selected.into_iter().map(|f| f.letter).collect())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Broker(#[from] lapin::Error),
+    #[error("republishing failed, the dead letter is kept: {0}")]
+    Publish(#[from] PublishError),
+}
+
+/// Republishes the matching dead letters as fresh jobs (attempts reset), each confirmed
+/// before its dead copy is acked. With `dry_run`, only says which.
+pub async fn replay(
+    channel: &Channel,
+    publisher: &Publisher,
+    kind: JobKind,
+    filter: &Filter,
+    dry_run: bool,
+) -> Result<Vec<DeadLetter>, ReplayError> {
+    let selected = select(fetch_all(channel, kind).await?, filter);
+    let mut done = Vec::new();
+    for fetched in selected {
+        if !dry_run {
+            let properties = fetched
+                .properties
+                .clone()
+                .with_headers(headers::for_replay(fetched.properties.headers().as_ref()));
+            publisher
+                .publish(JOBS_EXCHANGE, kind.name(), &fetched.data, properties)
+                .await?;
+            channel
+                .basic_ack(fetched.delivery_tag, BasicAckOptions::default())
+                .await?;
+        }
+        done.push(fetched.letter);
+    }
+    Ok(done)
+}
+
+/// Deletes the matching dead letters. With `dry_run`, only says which.
+pub async fn purge(
+    channel: &Channel,
+    kind: JobKind,
+    filter: &Filter,
+    dry_run: bool,
+) -> lapin::Result<Vec<DeadLetter>> {
+    let selected = select(fetch_all(channel, kind).await?, filter);
+    let mut done = Vec::new();
+    for fetched in selected {
+        if !dry_run {
+            channel
+                .basic_ack(fetched.delivery_tag, BasicAckOptions::default())
+                .await?;
+        }
+        done.push(fetched.letter);
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_a_dead_job_are_redacted() {
+        let body = br#"{"job_id":"j","corpid":"ww","secret":"s3cret","private_keys":[{"publickey_ver":1,"private_key":"PEM"}],"paswd":"u:p"}"#;
+        let shown = redacted_body(body).to_string();
+        for secret in ["s3cret", "PEM", "u:p"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("\"job_id\":\"j\""));
+        assert_eq!(
+            redacted_body(b"\xff\x00"),
+            Value::String("<2 bytes, not JSON>".into())
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! Publishing with confirms: a message counts as published only when the broker confirmed it
+//! and did not return it as unroutable (every publish is `mandatory`).
+
+use std::time::Duration;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel, Connection};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("the broker returned the message: no queue is bound for {exchange}/{routing_key}")]
+    Returned {
+        exchange: String,
+        routing_key: String,
+    },
+    #[error("the broker refused the message (nack): a queue may be full")]
+    Nacked,
+    #[error("the broker connection failed: {0}")]
+    Broker(#[from] lapin::Error),
+}
+
+/// A channel in confirm mode on the publisher connection.
+#[derive(Clone)]
+pub struct Publisher {
+    channel: Channel,
+}
+
+impl Publisher {
+    pub async fn open(connection: &Connection) -> lapin::Result<Self> {
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Self { channel })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.channel.status().connected()
+    }
+
+    /// Publishes one message and waits for its confirm.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        let confirm = self
+            .channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                properties,
+            )
+            .await?
+            .await?;
+        if !confirm.is_ack() {
+            return Err(PublishError::Nacked);
+        }
+        match confirm.take_message() {
+            None => Ok(()),
+            Some(_) => Err(PublishError::Returned {
+                exchange: exchange.to_owned(),
+                routing_key: routing_key.to_owned(),
+            }),
+        }
+    }
+
+    /// Publishes until confirmed, waiting with backoff while the broker refuses (a full result
+    /// queue, say). Gives up only when the connection is gone: the job then stays unacked and the
+    /// broker redelivers it.
+    pub async fn publish_until_confirmed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: &BasicProperties,
+    ) -> Result<(), PublishError> {
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match self
+                .publish(exchange, routing_key, body, properties.clone())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(err @ PublishError::Broker(_)) => return Err(err),
+                Err(err) if !self.is_connected() => return Err(err),
+                Err(err) => {
+                    tracing::warn!(error = %err, exchange, routing_key, "publish not confirmed; trying again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}
