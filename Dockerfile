@@ -1,0 +1,58 @@
+# syntax=docker/dockerfile:1
+#
+# The wecom-archive worker.
+#
+# The Finance SDK (libWeWorkFinanceSdk_C.so) is never baked into this image: Tencent's licence
+# does not allow redistributing it, so each user mounts their own copy at /opt/wecom (see
+# docker-compose.yml) and WECOM_SDK_LIB points there. Nor is the project's emulator of it in
+# here: it is a test double, and a worker that loaded it by mistake would "archive" fake data.
+
+FROM rust:1-bookworm AS builder
+# aws-lc-sys (under aws-lc-rs) compiles AWS-LC's C code with the image's gcc through the cc
+# crate; cmake is there for its CMake builder, which some targets and features fall back to.
+# No clang: the bindings for Linux x86-64 and aarch64 ship pre-generated.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends cmake \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /build
+# The whole workspace, since cargo loads every member's manifest (and the benches, emulator and
+# sdk-format crates they name) even to build one package; .dockerignore keeps target/ and the
+# real SDK's download folder out.
+COPY . .
+# Cache mounts keep the crate downloads and compiled dependencies from one build to the next,
+# so a source change rebuilds only this package: no dummy-source layer to keep in step with the
+# workspace's targets. The binary is copied out because the mounted target/ is not in the layer.
+# Only -p wecom-archive: the emulator, which builds a libWeWorkFinanceSdk_C.so, is a
+# dev-dependency and so is never built here.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    --mount=type=cache,target=/build/target \
+    cargo build --release --locked -p wecom-archive \
+ && install -m 0755 target/release/wecom-archive /usr/local/bin/wecom-archive
+
+FROM debian:bookworm-slim
+# Same Debian release as the builder, so the binary finds the glibc it was linked against.
+# The real SDK needs only glibc and libz (its OpenSSL, curl and C++ runtime are linked in);
+# ca-certificates is for amqps:// brokers.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates zlib1g \
+ && rm -rf /var/lib/apt/lists/*
+# A fixed uid, so files in the media volume keep one owner across rebuilds and hosts. The media
+# directory is created and owned here, before VOLUME: a new named volume copies that ownership.
+RUN groupadd --system --gid 10001 wecom \
+ && useradd --system --uid 10001 --gid wecom --home-dir /var/lib/wecom-archive \
+      --no-create-home --shell /usr/sbin/nologin wecom \
+ && mkdir -p /var/lib/wecom-archive/media /opt/wecom \
+ && chown -R wecom:wecom /var/lib/wecom-archive
+COPY --from=builder /usr/local/bin/wecom-archive /usr/local/bin/wecom-archive
+# /opt/wecom stays empty in the image: mount the directory holding your copy of the SDK there,
+# read-only (docker run -v /path/to/sdk:/opt/wecom:ro ...).
+ENV WECOM_SDK_LIB=/opt/wecom/libWeWorkFinanceSdk_C.so \
+    WECOM_MEDIA_DIR=/var/lib/wecom-archive/media
+# Downloaded media, and the partial files interrupted downloads resume from: keep it across
+# container restarts, or every retry starts its file over.
+VOLUME ["/var/lib/wecom-archive/media"]
+USER wecom
+WORKDIR /var/lib/wecom-archive
+ENTRYPOINT ["wecom-archive"]
+CMD ["worker"]
