@@ -7,7 +7,8 @@
 
 use serde_json::value::RawValue;
 
-/// The message as validated JSON, kept as text so it is serialized once, verbatim, later.
+/// The message as a validated JSON object, kept as text so it is serialized once, verbatim,
+/// later. Every WeCom message is an object; anything else is refused.
 pub fn parse(plaintext: Vec<u8>) -> Result<Box<RawValue>, serde_json::Error> {
     let text = String::from_utf8(plaintext).map_err(|err| {
         serde::de::Error::custom(format!(
@@ -15,10 +16,15 @@ pub fn parse(plaintext: Vec<u8>) -> Result<Box<RawValue>, serde_json::Error> {
             err.utf8_error().valid_up_to()
         ))
     })?;
-    if !text.bytes().any(|b| b < 0x20) {
-        return RawValue::from_string(text);
+    let raw = if text.bytes().any(|b| b < 0x20) {
+        RawValue::from_string(escape_controls_in_strings(&text))?
+    } else {
+        RawValue::from_string(text)?
+    };
+    if !raw.get().trim_start().starts_with('{') {
+        return Err(serde::de::Error::custom("not a JSON object"));
     }
-    RawValue::from_string(escape_controls_in_strings(&text))
+    Ok(raw)
 }
 
 fn escape_controls_in_strings(text: &str) -> String {
@@ -74,5 +80,7 @@ mod tests {
         assert!(parse(b"{\"a\":".to_vec()).is_err());
         assert!(parse(b"\xff\xfe".to_vec()).is_err());
         assert!(parse(Vec::new()).is_err());
+        assert!(parse(b"\"text\"".to_vec()).is_err());
+        assert!(parse(b"[1]".to_vec()).is_err());
     }
 }

@@ -152,10 +152,13 @@ async fn settle<S>(
         }
         Decision::GiveUp => {
             tracing::warn!(code = error.code, name = error.name, message = %error.message, "job failed");
+            // Its own result_id: a job replayed after a failure may still succeed, and a
+            // consumer dropping duplicates must not drop that success.
+            let result_id = job_id.as_ref().map(|id| format!("{id}:failed"));
             let envelope = Envelope {
                 job_id: job_id.clone(),
                 correlation_id: meta.correlation_id.clone(),
-                result_id: job_id.clone(),
+                result_id: result_id.clone(),
                 corpid: None,
                 attempts: meta.attempt,
             };
@@ -163,7 +166,7 @@ async fn settle<S>(
                 let failure = FailureResult::new(kind, envelope, error.clone());
                 let output = Output {
                     kind,
-                    result_id: job_id.clone(),
+                    result_id,
                     body: serde_json::to_vec(&failure).expect("a failure serializes"),
                 };
                 publish_result(publisher, &output, meta, reply_to.as_deref()).await?;

@@ -5,7 +5,9 @@
 //! (which reads its configuration once per process) at its own configuration.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod broker;
 pub mod real_sdk;
+pub mod schemas;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

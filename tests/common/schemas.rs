@@ -59,7 +59,10 @@ pub fn assert_valid(name: &str, message: &Value) {
         .map(|error| {
             let at = error.instance_path().to_string();
             let at = if at.is_empty() { "/".to_owned() } else { at };
-            cut(&format!("at {at}: {error} (schema {})", error.schema_path()))
+            cut(&format!(
+                "at {at}: {error} (schema {})",
+                error.schema_path()
+            ))
         })
         .collect();
     if violations.is_empty() {

@@ -1,0 +1,242 @@
+//! The broker side of the harness: a vhost per test on the local RabbitMQ, the real worker
+//! binary as a separate process, and helpers to publish jobs and collect what comes back.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use serde_json::Value;
+
+use super::Emulator;
+
+fn rabbitmqctl(args: &[&str]) {
+    let status = Command::new("rabbitmqctl")
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("rabbitmqctl runs");
+    assert!(status.success(), "rabbitmqctl {args:?} failed");
+}
+
+/// A vhost of its own for one test, deleted when dropped.
+pub struct Vhost {
+    pub name: String,
+}
+
+impl Vhost {
+    pub fn new() -> Self {
+        let name = format!("wecom-test-{}", uuid::Uuid::new_v4());
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        Self { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The worker binary, running against a vhost and an emulator.
+pub struct Worker {
+    pub child: Child,
+    pub log: PathBuf,
+    pub media_dir: PathBuf,
+}
+
+impl Worker {
+    /// Starts `wecom-archive worker` with short retry delays and waits until it consumes.
+    pub fn start(vhost: &Vhost, emulator: &Emulator, extra: &[&str]) -> Self {
+        let media_dir = emulator.dir.path().join("media");
+        let log = emulator
+            .dir
+            .path()
+            .join(format!("worker-{}.log", uuid::Uuid::new_v4()));
+        let child = Command::new(super::cli())
+            .arg("worker")
+            .arg("--lib")
+            .arg(super::emulator_lib())
+            .arg("--media-dir")
+            .arg(&media_dir)
+            .args(["--retry-delays", "1,2", "--max-attempts", "3"])
+            .args(extra)
+            .env("WECOM_AMQP_URL", vhost.url())
+            .env("RUST_LOG", "wecom_archive=debug")
+            .envs(emulator.env())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("the worker starts");
+        let worker = Self {
+            child,
+            log,
+            media_dir,
+        };
+        worker.wait_for_log("consuming", Duration::from_secs(20));
+        worker
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log_text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the worker never logged {needle:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A test's AMQP client: publishes with confirms, reads queues.
+pub struct Client {
+    pub connection: Connection,
+    pub channel: Channel,
+}
+
+impl Client {
+    pub async fn connect(vhost: &Vhost) -> Self {
+        let connection = Connection::connect(&vhost.url(), ConnectionProperties::default())
+            .await
+            .expect("the broker answers");
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        Self {
+            connection,
+            channel,
+        }
+    }
+
+    /// Publishes a job body to the jobs exchange and waits for the confirm.
+    pub async fn publish_job(&self, kind: &str, body: &[u8], properties: BasicProperties) {
+        let confirm = self
+            .channel
+            .basic_publish(
+                "wecom.jobs".into(),
+                kind.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                properties.with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(
+            confirm.is_ack() && confirm.take_message().is_none(),
+            "the job was not routed"
+        );
+    }
+
+    /// Takes (and acks) up to `count` messages from `queue`, waiting up to `timeout` for them.
+    pub async fn take(&self, queue: &str, count: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + timeout;
+        let mut got = Vec::new();
+        while got.len() < count && Instant::now() < deadline {
+            match self
+                .channel
+                .basic_get(queue.into(), BasicGetOptions::default())
+                .await
+                .unwrap()
+            {
+                Some(message) => {
+                    let delivery = message.delivery;
+                    delivery.ack(BasicAckOptions::default()).await.unwrap();
+                    got.push(Received {
+                        body: serde_json::from_slice(&delivery.data).unwrap_or(Value::Null),
+                        raw: delivery.data,
+                        properties: delivery.properties,
+                    });
+                }
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        got
+    }
+
+    /// How many messages `queue` holds now.
+    pub async fn depth(&self, queue: &str) -> u32 {
+        self.channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .unwrap()
+            .message_count()
+    }
+}
+
+/// A message read from a queue.
+pub struct Received {
+    pub body: Value,
+    pub raw: Vec<u8>,
+    pub properties: BasicProperties,
+}
+
+/// Validates every published message against its schema (see [`super::schemas`]).
+pub fn assert_all_valid(messages: &[Received]) {
+    for message in messages {
+        let schema = super::schemas::schema_for(&message.body);
+        super::schemas::assert_valid(schema, &message.body);
+    }
+}
+
+pub fn media_dir_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}

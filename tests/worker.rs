@@ -1,0 +1,445 @@
+//! The worker binary against the real broker (a vhost per test) and the emulator: results,
+//! retries, failures, dead letters, replay, reply_to, and a drain on SIGTERM. Every message the
+//! worker publishes is checked against `schemas/`.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use base64::Engine;
+use lapin::types::{AMQPValue, ShortString};
+use lapin::BasicProperties;
+use serde_json::{json, Value};
+
+use common::broker::{assert_all_valid, Client, Vhost, Worker};
+use common::{default_config, Emulator, CORPID, SECRET};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn inline_job(extra: Value) -> Value {
+    let mut job = json!({
+        "corpid": CORPID,
+        "secret": SECRET,
+        "private_keys": [
+            {"publickey_ver": 1, "private_key": common::fixture("keys/v1.pem")},
+            {"publickey_ver": 2, "private_key": common::fixture("keys/v2.pem")},
+        ],
+    });
+    job.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    job
+}
+
+fn bytes(job: &Value) -> Vec<u8> {
+    serde_json::to_vec(job).unwrap()
+}
+
+fn header_i64(props: &BasicProperties, key: &str) -> Option<i64> {
+    match props.headers().as_ref()?.inner().get(key)? {
+        AMQPValue::LongLongInt(v) => Some(*v),
+        AMQPValue::LongInt(v) => Some((*v).into()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_pages_across_two_key_versions_arrive_in_order() {
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let _worker = Worker::start(&vhost, &emulator, &[]);
+    let client = Client::connect(&vhost).await;
+    let job = inline_job(json!({"job_id": "chat-1", "seq": 0, "limit": 40, "max_pages": 3}));
+    let props = BasicProperties::default().with_correlation_id("corr-1".into());
+    client
+        .publish_job("fetch-chatdata", &bytes(&job), props)
+        .await;
+
+    let results = client.take("chatdata-results", 3, WAIT).await;
+    assert_eq!(results.len(), 3);
+    assert_all_valid(&results);
+    let pages: Vec<&Value> = results.iter().map(|r| &r.body).collect();
+    for (n, page) in pages.iter().enumerate() {
+        assert_eq!(page["status"], "ok");
+        assert_eq!(page["job_id"], "chat-1");
+        assert_eq!(page["correlation_id"], "corr-1");
+        assert_eq!(page["page"], n + 1);
+        assert_eq!(page["messages"].as_array().unwrap().len(), 40);
+        assert!(page["errors"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(
+        pages[1]["seq"], pages[0]["next_seq"],
+        "pages follow each other"
+    );
+    let ids: BTreeSet<&str> = pages
+        .iter()
+        .map(|p| p["result_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "each page has its own result_id");
+    let versions: BTreeSet<u64> = pages
+        .iter()
+        .flat_map(|p| p["messages"].as_array().unwrap().iter())
+        .map(|m| m["publickey_ver"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, BTreeSet::from([1, 2]));
+    assert_eq!(client.depth("fetch-chatdata.dead").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_with_undecryptable_messages_carries_them_as_error_items() {
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let _worker = Worker::start(&vhost, &emulator, &[]);
+    let client = Client::connect(&vhost).await;
+    let mut job = inline_job(json!({"job_id": "chat-2", "limit": 30}));
+    job["private_keys"].as_array_mut().unwrap().truncate(1);
+    client
+        .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
+        .await;
+    let results = client.take("chatdata-results", 1, WAIT).await;
+    assert_all_valid(&results);
+    let page = &results[0].body;
+    let errors = page["errors"].as_array().unwrap();
+    assert!(!errors.is_empty());
+    assert!(errors
+        .iter()
+        .all(|e| e["error"]["code"] == 20101 && e["publickey_ver"] == 2));
+    assert_eq!(
+        errors.len() + page["messages"].as_array().unwrap().len(),
+        30
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn media_single_and_multi_chunk_land_in_the_store() {
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let worker = Worker::start(&vhost, &emulator, &[]);
+    let client = Client::connect(&vhost).await;
+    let seed = default_config().corps[0].seed;
+    let small = emulator::media_file_id(3000, 1, 1);
+    let large = emulator::media_file_id(1_600_000, 1, 2);
+    for (id, job_id, inline) in [(&small, "m-small", true), (&large, "m-large", false)] {
+        let job = json!({"job_id": job_id, "corpid": CORPID, "secret": SECRET, "sdkfileid": id,
+            "md5sum": common::expected_md5(seed, id), "file_name": "photo.JPG", "inline": inline});
+        client
+            .publish_job("fetch-media", &bytes(&job), BasicProperties::default())
+            .await;
+    }
+    let results = client.take("media-results", 2, WAIT).await;
+    assert_eq!(results.len(), 2);
+    assert_all_valid(&results);
+    let by_id: HashMap<&str, &Value> = results
+        .iter()
+        .map(|r| (r.body["job_id"].as_str().unwrap(), &r.body))
+        .collect();
+    let small_result = by_id["m-small"];
+    assert_eq!(
+        (
+            small_result["size"].as_u64(),
+            small_result["md5_matched"].as_bool()
+        ),
+        (Some(3000), Some(true))
+    );
+    let inline = base64::engine::general_purpose::STANDARD
+        .decode(small_result["data_base64"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(inline.len(), 3000);
+    let large_result = by_id["m-large"];
+    assert_eq!(large_result["size"], 1_600_000);
+    assert_eq!(large_result["chunks_fetched"], 4);
+    assert!(large_result.get("data_base64").is_none());
+    let location = std::path::PathBuf::from(large_result["location"].as_str().unwrap());
+    assert!(location.starts_with(&worker.media_dir), "{location:?}");
+    assert!(location.to_str().unwrap().ends_with(".jpg"));
+    assert_eq!(std::fs::metadata(&location).unwrap().len(), 1_600_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_errors_are_retried_until_the_job_succeeds() {
+    let mut config = default_config();
+    config.corps[0].faults.get_chat_data.script = vec![10001, 10002];
+    let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
+    let _worker = Worker::start(&vhost, &emulator, &[]);
+    let client = Client::connect(&vhost).await;
+    let job = inline_job(json!({"job_id": "retry-ok", "limit": 5}));
+    client
+        .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
+        .await;
+    let results = client.take("chatdata-results", 1, WAIT).await;
+    assert_all_valid(&results);
+    assert_eq!(results[0].body["status"], "ok");
+    assert_eq!(results[0].body["attempts"], 3);
+    assert_eq!(emulator.calls_of("GetChatData").len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exhausted_retries_publish_a_failure_and_dead_letter_the_job() {
+    let mut config = default_config();
+    config.corps[0].faults.get_chat_data.script = vec![10001; 10];
+    let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
+    let _worker = Worker::start(&vhost, &emulator, &[]);
+    let client = Client::connect(&vhost).await;
+    let job = inline_job(json!({"job_id": "retry-exhausted", "limit": 5}));
+    client
+        .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
+        .await;
+    let results = client.take("chatdata-results", 1, WAIT).await;
+    assert_all_valid(&results);
+    let failure = &results[0].body;
+    assert_eq!(
+        (failure["status"].as_str(), failure["attempts"].as_u64()),
+        (Some("failed"), Some(3))
+    );
+    assert_eq!(failure["error"]["code"], 10001);
+    assert_eq!(failure["error"]["retryable"], true);
+    let dead = client.take("fetch-chatdata.dead", 1, WAIT).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        header_i64(&dead[0].properties, "x-wecom-error-code"),
+        Some(10001)
+    );
+    assert_eq!(
+        dead[0].raw,
+        bytes(&job),
+        "the dead letter is the job as published"
+    );
+    let text = serde_json::to_string(failure).unwrap();
+    assert!(
+        !text.contains(SECRET) && !text.contains("PRIVATE KEY"),
+        "no secret in results"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permanent_error_fails_at_once() {
+    let mut config = default_config();
+    config.corps[0].whitelisted = false;
+    let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
+    let _worker = Worker::start(&vhost, &emulator, &[]);
+    let client = Client::connect(&vhost).await;
+    let job = inline_job(json!({"job_id": "off-whitelist"}));
+    client
+        .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
+        .await;
+    let results = client.take("chatdata-results", 1, WAIT).await;
+    assert_all_valid(&results);
+    assert_eq!(results[0].body["error"]["code"], 301042);
+    assert_eq!(results[0].body["error"]["class"], "configuration");
+    assert_eq!(results[0].body["attempts"], 1);
+    assert_eq!(client.take("fetch-chatdata.dead", 1, WAIT).await.len(), 1);
+    assert_eq!(emulator.calls_of("GetChatData").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_jobs_get_a_failure_when_they_have_an_id_and_are_dead_lettered_always() {
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let _worker = Worker::start(&vhost, &emulator, &[]);
+    let client = Client::connect(&vhost).await;
+    let with_id = BasicProperties::default().with_message_id("bad-1".into());
+    client
+        .publish_job("fetch-chatdata", b"{not json", with_id)
+        .await;
+    client
+        .publish_job(
+            "fetch-chatdata",
+            br#"{"corp": "x", "limit": 0}"#,
+            BasicProperties::default(),
+        )
+        .await;
+    let dead = client.take("fetch-chatdata.dead", 2, WAIT).await;
+    assert_eq!(dead.len(), 2);
+    assert!(dead
+        .iter()
+        .all(|d| header_i64(&d.properties, "x-wecom-error-code") == Some(20301)));
+    let results = client
+        .take("chatdata-results", 2, Duration::from_secs(2))
+        .await;
+    assert_eq!(
+        results.len(),
+        1,
+        "only the job with an id gets a failure result"
+    );
+    assert_all_valid(&results);
+    assert_eq!(results[0].body["job_id"], "bad-1");
+    assert_eq!(results[0].body["error"]["name"], "invalid_job");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reply_to_gets_a_copy_of_the_result() {
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let _worker = Worker::start(&vhost, &emulator, &[]);
+    let client = Client::connect(&vhost).await;
+    client
+        .channel
+        .queue_declare(
+            "odoo-replies".into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let job = inline_job(json!({"job_id": "rt-1", "limit": 3}));
+    let props = BasicProperties::default().with_reply_to(ShortString::from("odoo-replies"));
+    client
+        .publish_job("fetch-chatdata", &bytes(&job), props)
+        .await;
+    let reply = client.take("odoo-replies", 1, WAIT).await;
+    assert_eq!(reply.len(), 1);
+    assert_all_valid(&reply);
+    assert_eq!(reply[0].body["job_id"], "rt-1");
+    assert_eq!(client.take("chatdata-results", 1, WAIT).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seed_services_request_body_is_a_job() {
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let _worker = Worker::start(&vhost, &emulator, &[]);
+    let client = Client::connect(&vhost).await;
+    let seed = json!({"seq": 0, "corpid": CORPID, "secret": SECRET,
+        "private_keys": [{"publickey_ver": 1, "private_key": common::fixture("keys/v1.pem")},
+                         {"publickey_ver": 2, "private_key": common::fixture("keys/v2.pem")}],
+        "proxy": "", "paswd": ""});
+    let props = BasicProperties::default().with_message_id("seed-1".into());
+    client
+        .publish_job("fetch-chatdata", &bytes(&seed), props.clone())
+        .await;
+    let media = emulator::media_file_id(500, 1, 7);
+    let mut seed_media = seed.clone();
+    seed_media["sdkfileid"] = json!(media);
+    client
+        .publish_job(
+            "fetch-media",
+            &bytes(&seed_media),
+            props.with_message_id("seed-2".into()),
+        )
+        .await;
+    let page = client.take("chatdata-results", 1, WAIT).await;
+    let file = client.take("media-results", 1, WAIT).await;
+    assert_all_valid(&page);
+    assert_all_valid(&file);
+    assert_eq!(
+        (
+            page[0].body["job_id"].as_str(),
+            page[0].body["status"].as_str()
+        ),
+        (Some("seed-1"), Some("ok"))
+    );
+    assert_eq!(
+        page[0].body["messages"].as_array().unwrap().len(),
+        1000,
+        "the default limit"
+    );
+    assert_eq!(
+        (
+            file[0].body["job_id"].as_str(),
+            file[0].body["size"].as_u64()
+        ),
+        (Some("seed-2"), Some(500))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_replayed_after_the_cause_is_fixed_succeeds() {
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let strict = Worker::start(&vhost, &emulator, &["--inline-credentials", "false"]);
+    let client = Client::connect(&vhost).await;
+    let job = inline_job(json!({"job_id": "replay-1", "limit": 2}));
+    client
+        .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
+        .await;
+    let failure = client.take("chatdata-results", 1, WAIT).await;
+    assert_eq!(
+        failure[0].body["error"]["name"],
+        "inline_credentials_refused"
+    );
+    assert!(strict.terminate().success());
+    let dead_depth = client.depth("fetch-chatdata.dead").await;
+    assert_eq!(dead_depth, 1);
+
+    let cli = |args: &[&str]| {
+        std::process::Command::new(common::cli())
+            .args(args)
+            .env("WECOM_AMQP_URL", vhost.url())
+            .output()
+            .unwrap()
+    };
+    let listed = cli(&["dlq", "list", "--kind", "chatdata"]);
+    let line: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(
+        (line["job_id"].as_str(), line["error_code"].as_i64()),
+        (Some("replay-1"), Some(20303))
+    );
+    let shown = String::from_utf8(cli(&["dlq", "show", "--kind", "chatdata"]).stdout).unwrap();
+    assert!(
+        !shown.contains(SECRET) && !shown.contains("PRIVATE KEY"),
+        "{shown}"
+    );
+    let dry = cli(&["dlq", "replay", "--kind", "chatdata", "--dry-run"]);
+    assert!(dry.status.success());
+    assert_eq!(
+        client.depth("fetch-chatdata.dead").await,
+        1,
+        "a dry run changes nothing"
+    );
+
+    let _lenient = Worker::start(&vhost, &emulator, &[]);
+    let replayed = cli(&["dlq", "replay", "--kind", "chatdata", "--code", "20303"]);
+    assert!(replayed.status.success());
+    let results = client.take("chatdata-results", 1, WAIT).await;
+    assert_all_valid(&results);
+    assert_eq!(
+        (
+            results[0].body["status"].as_str(),
+            results[0].body["attempts"].as_u64()
+        ),
+        (Some("ok"), Some(1))
+    );
+    assert_eq!(client.depth("fetch-chatdata.dead").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_run_drains_without_losing_or_duplicating() {
+    let mut config = default_config();
+    config.corps[0].faults.get_chat_data.latency_ms = 300;
+    let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
+    let worker = Worker::start(
+        &vhost,
+        &emulator,
+        &["--concurrency", "3", "--prefetch", "3"],
+    );
+    let client = Client::connect(&vhost).await;
+    let jobs = 12;
+    for n in 0..jobs {
+        let job = inline_job(json!({"job_id": format!("drain-{n}"), "limit": 2}));
+        client
+            .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
+            .await;
+    }
+    worker.wait_for_log("job done", WAIT);
+    let status = worker.terminate();
+    assert!(
+        status.success(),
+        "the worker exits 0 on SIGTERM: {status:?}"
+    );
+    let before = client.depth("chatdata-results").await;
+    assert!(
+        before < jobs,
+        "SIGTERM came mid-run ({before} of {jobs} done)"
+    );
+
+    let _second = Worker::start(&vhost, &emulator, &[]);
+    let results = client
+        .take(
+            "chatdata-results",
+            jobs as usize + 5,
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_all_valid(&results);
+    let ids: Vec<&str> = results
+        .iter()
+        .map(|r| r.body["job_id"].as_str().unwrap())
+        .collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), jobs as usize, "every job ended with a result");
+    assert_eq!(ids.len(), jobs as usize, "no job was answered twice");
+}
