@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod decrypt;
+pub mod demo;
 pub mod dlq;
 pub mod error_code;
 pub mod job;

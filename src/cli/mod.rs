@@ -10,6 +10,8 @@ mod broker;
 mod credentials;
 mod fetch;
 mod output;
+
+pub use output::JsonLines;
 mod sdk_check;
 
 use std::path::PathBuf;
@@ -50,6 +52,8 @@ enum Command {
     /// Inspect, replay or purge dead-lettered jobs.
     #[command(subcommand)]
     Dlq(broker::DlqCommand),
+    /// Run the service end to end against a local broker and the SDK emulator.
+    Demo(crate::demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Topology(command) => broker::topology(command, &mut out)?,
         Command::Publish(command) => broker::publish(command, &mut out)?,
         Command::Dlq(command) => broker::dlq(command, &mut out)?,
+        Command::Demo(args) => crate::demo::run(args, &mut out)?,
     };
     out.flush()?;
     Ok(code)

@@ -22,8 +22,10 @@ impl JsonLines {
         self.out.write_all(b"\n")
     }
 
+    /// A line for a person, shown at once.
     pub fn text(&mut self, text: &str) -> io::Result<()> {
-        writeln!(self.out, "{text}")
+        writeln!(self.out, "{text}")?;
+        self.out.flush()
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
