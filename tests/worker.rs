@@ -443,3 +443,30 @@ async fn sigterm_mid_run_drains_without_losing_or_duplicating() {
     assert_eq!(unique.len(), jobs as usize, "every job ended with a result");
     assert_eq!(ids.len(), jobs as usize, "no job was answered twice");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_reconnects_after_the_broker_drops_its_connections() {
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let worker = Worker::start(&vhost, &emulator, &[]);
+    let status = std::process::Command::new("rabbitmqctl")
+        .args([
+            "close_all_connections",
+            "--vhost",
+            &vhost.name,
+            "test: broker went away",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    worker.wait_for_log("reconnecting", WAIT);
+    // The worker's consumer comes back on its own; the test's client reconnects too.
+    let client = Client::connect(&vhost).await;
+    let job = inline_job(json!({"job_id": "after-reconnect", "limit": 2}));
+    client
+        .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
+        .await;
+    let results = client.take("chatdata-results", 1, WAIT).await;
+    assert_eq!(results.len(), 1, "{}", worker.log_text());
+    assert_eq!(results[0].body["job_id"], "after-reconnect");
+}
