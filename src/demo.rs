@@ -24,17 +24,15 @@ use crate::cli::JsonLines;
 use crate::job::JobKind;
 use crate::worker::publisher::Publisher;
 use crate::worker::topology::{dead_queue, result_queue, JOBS_EXCHANGE};
-use crate::worker::{self, WorkerConfig};
+use crate::worker::{self, AmqpArgs, TopologyArgs, WorkerConfig};
 
-#[derive(Debug, Args)]
+/// No `Debug`: the broker URL may hold a password.
+#[derive(Args)]
 pub struct DemoArgs {
-    /// The broker (a vhost of its own is best: the demo declares its topology there).
-    #[arg(
-        long,
-        env = "WECOM_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
-    amqp_url: String,
+    /// The broker. The demo declares its topology and reads results there, so give it a vhost
+    /// of its own (`scripts/demo` does).
+    #[command(flatten)]
+    amqp: AmqpArgs,
     /// The emulator library.
     #[arg(long, default_value = "target/release/libWeWorkFinanceSdk_C.so")]
     lib: PathBuf,
@@ -94,29 +92,31 @@ async fn demo(
     out: &mut JsonLines,
 ) -> anyhow::Result<ExitCode> {
     let config = WorkerConfig {
-        amqp_url: args.amqp_url.clone(),
+        amqp: args.amqp.clone(),
         lib: args.lib.clone(),
         media_dir: work.join("media"),
         corps_file: None,
         inline_credentials: true,
-        prefetch: 16,
+        prefetch: 8,
         concurrency: 8,
         sdk_per_corp: 4,
-        max_attempts: 3,
-        retry_delays: vec![1, 2],
-        delivery_limit: 5,
+        topology: TopologyArgs {
+            max_attempts: 3,
+            retry_delays: vec![1, 2],
+            delivery_limit: 5,
+        },
         inline_max_bytes: 1024 * 1024,
         no_declare: false,
     };
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(worker::run(config, shutdown.clone()));
-    let connection = worker::connect(&args.amqp_url, "wecom-archive demo").await?;
+    let connection = worker::connect(&args.amqp.amqp_url, "wecom-archive demo").await?;
     let channel = connection.create_channel().await?;
     wait_for_topology(&connection).await?;
     let publisher = Publisher::open(&connection).await?;
     out.text(&format!(
         "demo: a worker is running against {}",
-        redact_url(&args.amqp_url)
+        redact_url(&args.amqp.amqp_url)
     ))?;
 
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
@@ -190,10 +190,10 @@ async fn demo(
         media_ids.push(body["job_id"].as_str().unwrap_or_default().to_owned());
         publish(&publisher, JobKind::FetchMedia, &body).await?;
     }
-    for result in inbox
+    let media = inbox
         .wait_for(&channel, JobKind::FetchMedia, &media_ids)
-        .await?
-    {
+        .await?;
+    for result in &media {
         out.text(&format!(
             "media     {}  {} bytes in {} chunk(s), md5 {}, stored at {}",
             result["job_id"].as_str().unwrap_or("?"),
@@ -244,6 +244,10 @@ async fn demo(
     worker.await??;
     let _ = connection.close(200, "demo done".into()).await;
     let ok = pages.len() == 2
+        && media
+            .iter()
+            .all(|m| m["status"] == "ok" && m["md5_matched"] == true)
+        && media.iter().any(|m| m["chunks_fetched"].as_u64() > Some(1))
         && retried[0]["status"] == "ok"
         && retried[0]["attempts"] == 3
         && error["code"] == 301042

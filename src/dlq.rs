@@ -8,10 +8,12 @@
 
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::{BasicProperties, Channel};
+
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::job::JobKind;
+use crate::worker::handle::job_properties;
 use crate::worker::headers;
 use crate::worker::publisher::{PublishError, Publisher};
 use crate::worker::topology::{dead_queue, JOBS_EXCHANGE};
@@ -38,20 +40,37 @@ pub struct DeadLetter {
     pub body: Value,
 }
 
-/// Fields of a job body that hold secrets.
-const SECRET_FIELDS: [&str; 4] = ["secret", "private_keys", "paswd", "proxy_password"];
+/// Fields of a job body shown as they are; every other field may hold a secret (a misspelt
+/// `secret`, credentials in a proxy URL) and is redacted.
+const SHOWN_FIELDS: [&str; 14] = [
+    "job_id",
+    "type",
+    "corp",
+    "corpid",
+    "seq",
+    "limit",
+    "max_pages",
+    "timeout",
+    "sdkfileid",
+    "md5sum",
+    "filesize",
+    "msgid",
+    "msgtype",
+    "inline",
+];
 
 fn redacted_body(data: &[u8]) -> Value {
     match serde_json::from_slice::<Value>(data) {
         Ok(Value::Object(mut object)) => {
-            for field in SECRET_FIELDS {
-                if let Some(value) = object.get_mut(field) {
+            for (field, value) in object.iter_mut() {
+                if !SHOWN_FIELDS.contains(&field.as_str()) {
                     *value = Value::String("<redacted>".into());
                 }
             }
             Value::Object(object)
         }
-        Ok(other) => other,
+        // Not an object: nothing in it is known to be safe to show.
+        Ok(_) => Value::String(format!("<{} bytes of JSON, not an object>", data.len())),
         // Not JSON: shown as a length only, since it may hold anything.
         Err(_) => Value::String(format!("<{} bytes, not JSON>", data.len())),
     }
@@ -141,10 +160,8 @@ pub async fn replay(
     let mut done = Vec::new();
     for fetched in selected {
         if !dry_run {
-            let properties = fetched
-                .properties
-                .clone()
-                .with_headers(headers::for_replay(fetched.properties.headers().as_ref()));
+            let headers = headers::for_replay(fetched.properties.headers().as_ref());
+            let properties = job_properties(&fetched.properties, headers);
             publisher
                 .publish(JOBS_EXCHANGE, kind.name(), &fetched.data, properties)
                 .await?;
@@ -183,9 +200,9 @@ mod tests {
 
     #[test]
     fn credentials_in_a_dead_job_are_redacted() {
-        let body = br#"{"job_id":"j","corpid":"ww","secret":"s3cret","private_keys":[{"publickey_ver":1,"private_key":"PEM"}],"paswd":"u:p"}"#;
+        let body = br#"{"job_id":"j","corpid":"ww","secret":"s3cret","private_keys":[{"publickey_ver":1,"private_key":"PEM"}],"paswd":"u:p","Secret":"typo-s3cret","proxy":"http://u:pw@h:1"}"#;
         let shown = redacted_body(body).to_string();
-        for secret in ["s3cret", "PEM", "u:p"] {
+        for secret in ["s3cret", "PEM", "u:p", "typo-s3cret", "u:pw"] {
             assert!(!shown.contains(secret), "{shown}");
         }
         assert!(shown.contains("\"job_id\":\"j\""));

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use base64::Engine;
-use lapin::types::{AMQPValue, ShortString};
+use lapin::types::ShortString;
 use lapin::BasicProperties;
 use serde_json::{json, Value};
 
@@ -36,12 +36,8 @@ fn bytes(job: &Value) -> Vec<u8> {
     serde_json::to_vec(job).unwrap()
 }
 
-fn header_i64(props: &BasicProperties, key: &str) -> Option<i64> {
-    match props.headers().as_ref()?.inner().get(key)? {
-        AMQPValue::LongLongInt(v) => Some(*v),
-        AMQPValue::LongInt(v) => Some((*v).into()),
-        _ => None,
-    }
+fn dead_letter_code(props: &BasicProperties) -> Option<i64> {
+    wecom_archive::worker::headers::error_code(props.headers().as_ref())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -193,10 +189,7 @@ async fn exhausted_retries_publish_a_failure_and_dead_letter_the_job() {
     assert_eq!(failure["error"]["retryable"], true);
     let dead = client.take("fetch-chatdata.dead", 1, WAIT).await;
     assert_eq!(dead.len(), 1);
-    assert_eq!(
-        header_i64(&dead[0].properties, "x-wecom-error-code"),
-        Some(10001)
-    );
+    assert_eq!(dead_letter_code(&dead[0].properties), Some(10001));
     assert_eq!(
         dead[0].raw,
         bytes(&job),
@@ -249,7 +242,7 @@ async fn invalid_jobs_get_a_failure_when_they_have_an_id_and_are_dead_lettered_a
     assert_eq!(dead.len(), 2);
     assert!(dead
         .iter()
-        .all(|d| header_i64(&d.properties, "x-wecom-error-code") == Some(20301)));
+        .all(|d| dead_letter_code(&d.properties) == Some(20301)));
     let results = client
         .take("chatdata-results", 2, Duration::from_secs(2))
         .await;
@@ -272,7 +265,10 @@ async fn reply_to_gets_a_copy_of_the_result() {
         .channel
         .queue_declare(
             "odoo-replies".into(),
-            Default::default(),
+            lapin::options::QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
             Default::default(),
         )
         .await
@@ -427,13 +423,12 @@ async fn sigterm_mid_run_drains_without_losing_or_duplicating() {
     );
 
     let _second = Worker::start(&vhost, &emulator, &[]);
-    let results = client
-        .take(
-            "chatdata-results",
-            jobs as usize + 5,
-            Duration::from_secs(20),
-        )
+    let results = client.take("chatdata-results", jobs as usize, WAIT).await;
+    // Anything more would be a duplicate: give it a moment to show up.
+    let extra = client
+        .take("chatdata-results", 1, Duration::from_secs(2))
         .await;
+    assert!(extra.is_empty(), "a job was answered twice");
     assert_all_valid(&results);
     let ids: Vec<&str> = results
         .iter()
@@ -469,4 +464,154 @@ async fn the_worker_reconnects_after_the_broker_drops_its_connections() {
     let results = client.take("chatdata-results", 1, WAIT).await;
     assert_eq!(results.len(), 1, "{}", worker.log_text());
     assert_eq!(results[0].body["job_id"], "after-reconnect");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_hit_by_10008_is_retried_whole_and_published_with_error_items_on_the_last_attempt() {
+    let mut config = default_config();
+    // Ten DecryptData calls per attempt; the first of each attempt fails with 10008.
+    let mut script = Vec::new();
+    for _ in 0..3 {
+        script.push(10008);
+        script.extend([0; 9]);
+    }
+    config.corps[0].faults.decrypt_data.script = script;
+    let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
+    let _worker = Worker::start(&vhost, &emulator, &[]);
+    let client = Client::connect(&vhost).await;
+    let job = inline_job(json!({"job_id": "bad-key", "limit": 10}));
+    client
+        .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
+        .await;
+    let results = client.take("chatdata-results", 1, WAIT).await;
+    assert_all_valid(&results);
+    let page = &results[0].body;
+    assert_eq!(
+        (page["status"].as_str(), page["attempts"].as_u64()),
+        (Some("ok"), Some(3))
+    );
+    let errors = page["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{page}");
+    assert_eq!(errors[0]["error"]["code"], 10008);
+    assert_eq!(page["messages"].as_array().unwrap().len(), 9);
+    assert_eq!(
+        emulator.calls_of("GetChatData").len(),
+        3,
+        "the page was fetched once per attempt"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_media_failure_is_a_media_typed_failure_and_a_dead_letter() {
+    let mut config = default_config();
+    config.corps[0].media_expired_before_seq = 10;
+    let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
+    let _worker = Worker::start(&vhost, &emulator, &[]);
+    let client = Client::connect(&vhost).await;
+    let job = json!({"job_id": "expired", "corpid": CORPID, "secret": SECRET,
+        "sdkfileid": emulator::media_file_id(100, 1, 1)});
+    client
+        .publish_job("fetch-media", &bytes(&job), BasicProperties::default())
+        .await;
+    let results = client.take("media-results", 1, WAIT).await;
+    assert_all_valid(&results);
+    let failure = &results[0].body;
+    assert_eq!(
+        (failure["type"].as_str(), failure["error"]["code"].as_i64()),
+        (Some("media"), Some(10010))
+    );
+    assert_eq!(failure["result_id"], "expired:failed");
+    let dead = client.take("fetch-media.dead", 1, WAIT).await;
+    assert_eq!(dead_letter_code(&dead[0].properties), Some(10010));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corp_alias_from_the_worker_directory_needs_no_credentials_in_the_job() {
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let dir = emulator.dir.path();
+    std::fs::write(dir.join("secret"), format!("{SECRET}\n")).unwrap();
+    let corps = json!({"acme": {"corpid": CORPID, "secret": {"file": dir.join("secret")},
+        "keys": {"1": {"file": common::fixture_path("keys/v1.pem")},
+                 "2": {"file": common::fixture_path("keys/v2.pem")}}}});
+    let corps_file = dir.join("corps.json");
+    std::fs::write(&corps_file, corps.to_string()).unwrap();
+    let args = [
+        "--corps-file",
+        corps_file.to_str().unwrap(),
+        "--inline-credentials",
+        "false",
+    ];
+    let _worker = Worker::start(&vhost, &emulator, &args);
+    let client = Client::connect(&vhost).await;
+    let by_alias = br#"{"job_id": "by-alias", "corp": "acme", "limit": 4}"#;
+    client
+        .publish_job("fetch-chatdata", by_alias, BasicProperties::default())
+        .await;
+    let unknown = br#"{"job_id": "unknown", "corp": "other"}"#;
+    client
+        .publish_job("fetch-chatdata", unknown, BasicProperties::default())
+        .await;
+    let results = client.take("chatdata-results", 2, WAIT).await;
+    assert_all_valid(&results);
+    let by_id: HashMap<&str, &Value> = results
+        .iter()
+        .map(|r| (r.body["job_id"].as_str().unwrap(), &r.body))
+        .collect();
+    assert_eq!(by_id["by-alias"]["messages"].as_array().unwrap().len(), 4);
+    assert_eq!(by_id["unknown"]["error"]["name"], "unknown_corp");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn topology_apply_is_idempotent_and_publish_enqueues_a_job() {
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let cli = |args: &[&str]| {
+        std::process::Command::new(common::cli())
+            .args(args)
+            .env("WECOM_AMQP_URL", vhost.url())
+            .output()
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let applied = cli(&[
+            "topology",
+            "apply",
+            "--retry-delays",
+            "1,2",
+            "--max-attempts",
+            "3",
+        ]);
+        assert!(
+            applied.status.success(),
+            "{}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+    }
+    let secret = emulator.dir.path().join("secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let key = format!("1={}", common::fixture_path("keys/v1.pem").display());
+    let published = cli(&[
+        "publish",
+        "chatdata",
+        "--corpid",
+        CORPID,
+        "--secret-file",
+        secret.to_str().unwrap(),
+        "--key",
+        &key,
+        "--limit",
+        "3",
+        "--job-id",
+        "from-cli",
+    ]);
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let client = Client::connect(&vhost).await;
+    assert_eq!(client.depth("fetch-chatdata").await, 1);
+    let _worker = Worker::start(&vhost, &emulator, &["--no-declare"]);
+    let results = client.take("chatdata-results", 1, WAIT).await;
+    assert_all_valid(&results);
+    assert_eq!(results[0].body["job_id"], "from-cli");
 }

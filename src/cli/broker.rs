@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -12,58 +12,22 @@ use super::output::JsonLines;
 use crate::dlq::{self, Filter};
 use crate::job::JobKind;
 use crate::worker::publisher::Publisher;
-use crate::worker::topology::{self, TopologySpec, JOBS_EXCHANGE};
-use crate::worker::{self, WorkerConfig};
+use crate::worker::topology::{self, JOBS_EXCHANGE};
+use crate::worker::{self, AmqpArgs, TopologyArgs, WorkerConfig};
 
-/// Which job kind (and so which queue) a command is about.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Kind {
-    #[value(alias = "fetch-chatdata")]
-    Chatdata,
-    #[value(alias = "fetch-media")]
-    Media,
-}
-
-impl From<Kind> for JobKind {
-    fn from(kind: Kind) -> Self {
-        match kind {
-            Kind::Chatdata => JobKind::FetchChatdata,
-            Kind::Media => JobKind::FetchMedia,
-        }
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct AmqpArgs {
-    /// The broker, amqp:// or amqps://.
-    #[arg(
-        long,
-        env = "WECOM_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
-    pub amqp_url: String,
-}
-
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum TopologyCommand {
     /// Declare exchanges and queues (idempotent).
     Apply {
         #[command(flatten)]
         amqp: AmqpArgs,
-        #[arg(long, env = "WECOM_DELIVERY_LIMIT", default_value_t = 5)]
-        delivery_limit: u32,
-        #[arg(
-            long,
-            env = "WECOM_RETRY_DELAYS",
-            value_delimiter = ',',
-            default_value = "5,30,120,600"
-        )]
-        retry_delays: Vec<u64>,
+        #[command(flatten)]
+        topology: TopologyArgs,
     },
 }
 
 /// Credentials for a job: a corp alias, or inline ones read from files.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct JobCorpArgs {
     /// A corp alias the workers know.
     #[arg(long, conflicts_with_all = ["corpid", "secret_file"])]
@@ -84,7 +48,7 @@ pub struct JobCorpArgs {
     reply_to: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum PublishCommand {
     /// Enqueue a fetch-chatdata job.
     Chatdata {
@@ -114,13 +78,13 @@ pub enum PublishCommand {
     },
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct DlqArgs {
     #[command(flatten)]
     amqp: AmqpArgs,
     /// Which dead-letter queue.
     #[arg(long, value_enum)]
-    kind: Kind,
+    kind: JobKind,
     /// Only dead letters with this error code.
     #[arg(long)]
     code: Option<i64>,
@@ -129,7 +93,7 @@ pub struct DlqArgs {
     count: Option<usize>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum DlqCommand {
     /// One line per dead letter: job id, error, attempts.
     List(DlqArgs),
@@ -183,22 +147,11 @@ async fn wait_for_signal() {
 }
 
 pub fn topology(command: TopologyCommand, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
-    let TopologyCommand::Apply {
-        amqp,
-        delivery_limit,
-        retry_delays,
-    } = command;
+    let TopologyCommand::Apply { amqp, topology } = command;
     runtime()?.block_on(async {
         let connection = worker::connect(&amqp.amqp_url, "wecom-archive topology").await?;
         let channel = connection.create_channel().await?;
-        let spec = TopologySpec {
-            delivery_limit,
-            retry_delays: retry_delays
-                .into_iter()
-                .map(std::time::Duration::from_secs)
-                .collect(),
-        };
-        topology::declare(&channel, &spec).await?;
+        topology::declare(&channel, &topology.spec()).await?;
         connection.close(200, "done".into()).await?;
         out.text("topology declared")?;
         Ok(ExitCode::SUCCESS)
@@ -298,7 +251,7 @@ pub fn dlq(command: DlqCommand, out: &mut JsonLines) -> anyhow::Result<ExitCode>
             DlqCommand::Replay { args, .. } => (args, "replay"),
             DlqCommand::Purge { args, .. } => (args, "purge"),
         };
-        let kind = JobKind::from(args.kind);
+        let kind = args.kind;
         let filter = Filter {
             code: args.code,
             count: args.count,

@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::sdk::NetOptions;
 use credentials::KeyArg;
 
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(
     name = "wecom-archive",
     version,
@@ -33,7 +33,7 @@ pub struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
     /// Inspect the Finance SDK library and a corp's setup.
     #[command(subcommand)]
@@ -56,13 +56,13 @@ enum Command {
     Demo(crate::demo::DemoArgs),
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum SdkCommand {
     /// Load the library and report its functions; with credentials, pull one message.
     Check(sdk_check::CheckArgs),
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum FetchCommand {
     /// Fetch and decrypt one page of chat messages; one JSON line per message or failure.
     Chatdata(fetch::ChatdataArgs),

@@ -19,11 +19,13 @@ use crate::error_code::ErrorInfo;
 use crate::media::MediaReport;
 
 /// The two kinds of job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 pub enum JobKind {
     #[serde(rename = "fetch-chatdata")]
+    #[value(name = "chatdata", alias = "fetch-chatdata")]
     FetchChatdata,
     #[serde(rename = "fetch-media")]
+    #[value(name = "media", alias = "fetch-media")]
     FetchMedia,
 }
 
@@ -36,10 +38,6 @@ impl JobKind {
             Self::FetchChatdata => "fetch-chatdata",
             Self::FetchMedia => "fetch-media",
         }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.name() == name)
     }
 
     /// The `type` of the results this kind of job produces.

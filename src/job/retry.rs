@@ -1,13 +1,18 @@
 //! The retry policy: a plain value, decided by attempt number and error class.
 //!
-//! Transient errors are retried after a delay that grows per attempt; everything else, and a
-//! transient error on the last attempt, gives up. The delays map onto the broker's delay tiers
-//! (one queue per delay, so a message never waits behind a longer one); jitter shortens each
-//! delay by up to `jitter` of itself so that a burst of failures does not come back as a burst.
+//! Transient errors (the class of 10001, 10002, 10003, 10008, a broken response, a store error)
+//! are retried after a delay that grows per attempt; everything else, and a transient error on
+//! the last attempt, gives up. Delays map onto the broker's delay queues, one TTL per queue, so
+//! a message never waits behind a longer one. Jitter is made of queues too: each delay has
+//! [`JITTER_STEPS`] variants spread over `delay * (1 - jitter) ..= delay`, one picked at random,
+//! so that a burst of failures does not come back as one burst.
 
 use std::time::Duration;
 
 use crate::sdk::ErrorClass;
+
+/// Delay variants per tier.
+pub const JITTER_STEPS: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -15,15 +20,15 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// The delay before attempt 2, 3, ...; the last one repeats.
     pub delays: Vec<Duration>,
-    /// Fraction (0..1) by which a delay may be shortened at random.
+    /// Fraction (0..1) by which a delay may be shortened.
     pub jitter: f64,
 }
 
 /// What to do with a job whose attempt failed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    /// Try again after `delay`, through delay tier `tier`.
-    Retry { tier: usize, delay: Duration },
+    /// Try again after `delay` (one of [`RetryPolicy::all_delays`]).
+    Retry { delay: Duration },
     /// Stop: publish the failure and dead-letter the job.
     GiveUp,
 }
@@ -44,21 +49,43 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Whether `attempt` (1-based) is the last one the policy allows.
-    pub fn is_last(&self, attempt: u32) -> bool {
-        attempt >= self.max_attempts
+    /// Whether a failed attempt `attempt` (1-based) may be followed by another.
+    pub fn allows_retry_after(&self, attempt: u32) -> bool {
+        attempt < self.max_attempts && !self.delays.is_empty()
+    }
+
+    /// The delay variants of tier `tier`, longest first.
+    fn variants(&self, tier: usize) -> impl Iterator<Item = Duration> + '_ {
+        let full = self.delays[tier];
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        (0..JITTER_STEPS).map(move |step| {
+            let cut = jitter * f64::from(step) / f64::from((JITTER_STEPS - 1).max(1));
+            // Whole milliseconds: each variant is a queue's TTL and part of its name.
+            Duration::from_millis(full.mul_f64(1.0 - cut).as_millis() as u64)
+        })
+    }
+
+    /// Every delay the policy can choose: one delay queue each per job kind.
+    pub fn all_delays(&self) -> Vec<Duration> {
+        let mut all: Vec<Duration> = (0..self.delays.len())
+            .flat_map(|tier| self.variants(tier))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// The decision after attempt `attempt` failed with an error of `class`; `random` is a
-    /// uniform draw in [0, 1) for the jitter.
+    /// uniform draw in [0, 1) that picks the jitter variant.
     pub fn decide(&self, attempt: u32, class: ErrorClass, random: f64) -> Decision {
-        if class != ErrorClass::Transient || self.is_last(attempt) || self.delays.is_empty() {
+        if class != ErrorClass::Transient || !self.allows_retry_after(attempt) {
             return Decision::GiveUp;
         }
         let tier = (attempt.max(1) as usize - 1).min(self.delays.len() - 1);
-        let full = self.delays[tier];
-        let delay = full.mul_f64(1.0 - self.jitter.clamp(0.0, 1.0) * random.clamp(0.0, 1.0));
-        Decision::Retry { tier, delay }
+        let step = ((random.clamp(0.0, 0.999_999) * f64::from(JITTER_STEPS)) as usize)
+            .min(JITTER_STEPS as usize - 1);
+        let delay = self.variants(tier).nth(step).expect("step < JITTER_STEPS");
+        Decision::Retry { delay }
     }
 }
 
@@ -74,29 +101,21 @@ mod tests {
         }
     }
 
+    fn retry(delay_ms: u64) -> Decision {
+        Decision::Retry {
+            delay: Duration::from_millis(delay_ms),
+        }
+    }
+
     #[test]
     fn transient_errors_retry_through_growing_tiers_until_the_last_attempt() {
         let p = policy();
-        let tiers: Vec<_> = (1..=4)
+        let decisions: Vec<_> = (1..=4)
             .map(|a| p.decide(a, ErrorClass::Transient, 0.0))
             .collect();
         assert_eq!(
-            tiers,
-            [
-                Decision::Retry {
-                    tier: 0,
-                    delay: Duration::from_secs(1)
-                },
-                Decision::Retry {
-                    tier: 1,
-                    delay: Duration::from_secs(10)
-                },
-                Decision::Retry {
-                    tier: 1,
-                    delay: Duration::from_secs(10)
-                },
-                Decision::GiveUp,
-            ]
+            decisions,
+            [retry(1000), retry(10_000), retry(10_000), Decision::GiveUp]
         );
     }
 
@@ -111,28 +130,40 @@ mod tests {
     }
 
     #[test]
-    fn jitter_only_ever_shortens_a_delay_within_its_bound() {
+    fn jitter_picks_one_of_the_declared_variants_within_the_bound() {
         let p = policy();
-        for random in [0.0, 0.25, 0.5, 0.999] {
-            let Decision::Retry { delay, .. } = p.decide(2, ErrorClass::Transient, random) else {
+        let all = p.all_delays();
+        assert_eq!(
+            all.len(),
+            6,
+            "three variants for each of two tiers: {all:?}"
+        );
+        let picked: Vec<_> = [0.0, 0.5, 0.99]
+            .iter()
+            .map(|r| p.decide(2, ErrorClass::Transient, *r))
+            .collect();
+        assert_eq!(picked, [retry(10_000), retry(7_500), retry(5_000)]);
+        for decision in picked {
+            let Decision::Retry { delay } = decision else {
                 panic!()
             };
-            assert!(
-                delay <= Duration::from_secs(10) && delay >= Duration::from_secs(5),
-                "{delay:?}"
-            );
+            assert!(all.contains(&delay));
         }
     }
 
     #[test]
-    fn is_last_marks_the_final_attempt() {
-        let p = policy();
-        assert!(!p.is_last(3));
-        assert!(p.is_last(4));
-        assert!(RetryPolicy {
+    fn no_delays_or_one_attempt_means_no_retry() {
+        assert!(!RetryPolicy {
+            delays: vec![],
+            ..policy()
+        }
+        .allows_retry_after(1));
+        assert!(!RetryPolicy {
             max_attempts: 1,
             ..policy()
         }
-        .is_last(1));
+        .allows_retry_after(1));
+        assert!(policy().allows_retry_after(3));
+        assert!(!policy().allows_retry_after(4));
     }
 }

@@ -134,6 +134,15 @@ where
     }
 }
 
+/// Runs `work` on a blocking thread, inside the current tracing span (so its log lines carry the
+/// job id and corp like the rest).
+async fn in_blocking_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .expect("blocking work does not panic")
+}
+
 fn net_options(net: NetRef) -> NetOptions {
     NetOptions {
         proxy: net.proxy.filter(|p| !p.is_empty()),
@@ -173,9 +182,7 @@ async fn run_chatdata<S>(job: ChatdataJob, meta: &JobMeta, ctx: &Arc<JobContext<
                 Arc::clone(&corp),
                 Arc::clone(&page),
             );
-            tokio::task::spawn_blocking(move || decrypt_page(&sdk, &corp.keys, &page))
-                .await
-                .expect("decryption does not panic")
+            in_blocking_thread(move || decrypt_page(&sdk, &corp.keys, &page)).await
         };
         // The official advice for 10008 is to retry: the whole page goes round again, unless
         // this is the last attempt, when the page is published with those messages as errors.
@@ -233,12 +240,11 @@ async fn fetch_page<S>(
 ) -> Result<Vec<EncryptedMessage>, SdkError> {
     let mut handle = ctx.pools.get(corp).await?;
     let net = Arc::clone(net);
-    let (handle, page) = tokio::task::spawn_blocking(move || {
+    let (handle, page) = in_blocking_thread(move || {
         let page = handle.get_chat_data(seq, limit, &net);
         (handle, page)
     })
-    .await
-    .expect("an SDK call does not panic");
+    .await;
     if page
         .as_ref()
         .is_err_and(|err| err.class() == ErrorClass::Transient)
@@ -272,7 +278,7 @@ where
     let task_ctx = Arc::clone(ctx);
     let sdkfileid = job.sdkfileid.clone();
     let md5sum = job.md5sum.clone();
-    let (handle, outcome) = tokio::task::spawn_blocking(move || {
+    let (handle, outcome) = in_blocking_thread(move || {
         let mut handle = handle;
         let outcome = task_ctx
             .store
@@ -284,8 +290,7 @@ where
             });
         (handle, outcome)
     })
-    .await
-    .expect("a download does not panic");
+    .await;
     let report = match outcome {
         Ok(report) => report,
         Err(err) => {

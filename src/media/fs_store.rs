@@ -9,6 +9,10 @@
 //! over. When complete, the data file is fsynced and renamed to `dir/name`, so a file under its
 //! final name is always whole. (Chunks are not fsynced one by one: resuming is promised across a
 //! killed process, not across a power cut, which costs at most a fresh download.)
+//!
+//! One download of a file at a time: the data file is locked (`flock`, so across the workers
+//! sharing a volume too) for as long as it is open; a second download of the same file fails
+//! at once with `WouldBlock`, a transient store error, and is tried again later.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -86,6 +90,17 @@ impl PartialFile {
             .create(true)
             .truncate(false)
             .open(&data_path)?;
+        rustix::fs::flock(&data, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |_| {
+                io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "another download of {} is in progress",
+                        final_path.display()
+                    ),
+                )
+            },
+        )?;
         let on_disk = data.metadata()?.len();
         let resume = fs::read(&record_path)
             .ok()
@@ -281,6 +296,17 @@ mod tests {
             PartialFile::open(path, "file-a").unwrap().resume_point(),
             None
         );
+    }
+
+    #[test]
+    fn a_second_download_of_the_same_file_is_refused_while_the_first_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let first = PartialFile::open(path.clone(), "file-a").unwrap();
+        let second = PartialFile::open(path.clone(), "file-a").unwrap_err();
+        assert_eq!(second.kind(), io::ErrorKind::WouldBlock);
+        drop(first);
+        assert!(PartialFile::open(path, "file-a").is_ok());
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! The worker's configuration, from the command line or the environment (`WECOM_*`).
+//!
+//! None of these types derives `Debug`: the broker URL may hold a password.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
+use super::topology::TopologySpec;
 use crate::job::retry::RetryPolicy;
 
-/// How the worker connects, how much it does at once, and where things are.
-#[derive(Debug, Clone, Args)]
-pub struct WorkerConfig {
+/// The broker a command talks to.
+#[derive(Clone, Args)]
+pub struct AmqpArgs {
     /// The broker, amqp:// or amqps://.
     #[arg(
         long,
@@ -17,6 +20,58 @@ pub struct WorkerConfig {
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
     pub amqp_url: String,
+}
+
+/// What the worker and `topology apply` must agree on: the broker refuses to declare a queue
+/// again with other arguments than it has.
+#[derive(Clone, Args)]
+pub struct TopologyArgs {
+    /// Attempts per job before it is dead-lettered.
+    #[arg(long, env = "WECOM_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
+    /// Retry delays in seconds, comma-separated; the last repeats. A delay queue is declared for
+    /// each (and for its jitter variants).
+    #[arg(
+        long,
+        env = "WECOM_RETRY_DELAYS",
+        value_delimiter = ',',
+        default_value = "5,30,120,600"
+    )]
+    pub retry_delays: Vec<u64>,
+    /// Deliveries of one job (crashed or stalled workers included) before the broker
+    /// dead-letters it.
+    #[arg(long, env = "WECOM_DELIVERY_LIMIT", default_value_t = 5)]
+    pub delivery_limit: u32,
+}
+
+impl TopologyArgs {
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts.max(1),
+            delays: self
+                .retry_delays
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            ..RetryPolicy::default()
+        }
+    }
+
+    pub fn spec(&self) -> TopologySpec {
+        TopologySpec {
+            delivery_limit: self.delivery_limit,
+            retry_delays: self.retry_policy().all_delays(),
+        }
+    }
+}
+
+/// How the worker connects, how much it does at once, and where things are.
+#[derive(Clone, Args)]
+pub struct WorkerConfig {
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
     /// Path of libWeWorkFinanceSdk_C.so.
     #[arg(long, env = "WECOM_SDK_LIB")]
     pub lib: PathBuf,
@@ -33,8 +88,8 @@ pub struct WorkerConfig {
     /// Whether jobs may carry their own credentials (corpid, secret, private_keys).
     #[arg(long, env = "WECOM_INLINE_CREDENTIALS", default_value_t = true, action = clap::ArgAction::Set)]
     pub inline_credentials: bool,
-    /// Unacknowledged deliveries the broker may push to this worker.
-    #[arg(long, env = "WECOM_PREFETCH", default_value_t = 16)]
+    /// Unacknowledged deliveries the broker may push to this worker, per job queue.
+    #[arg(long, env = "WECOM_PREFETCH", default_value_t = 8)]
     pub prefetch: u16,
     /// Jobs handled at once.
     #[arg(long, env = "WECOM_CONCURRENCY", default_value_t = 8)]
@@ -42,38 +97,10 @@ pub struct WorkerConfig {
     /// SDK calls at once per corp (the size of each corp's handle pool).
     #[arg(long, env = "WECOM_SDK_PER_CORP", default_value_t = 4)]
     pub sdk_per_corp: usize,
-    /// Attempts per job before it is dead-lettered.
-    #[arg(long, env = "WECOM_MAX_ATTEMPTS", default_value_t = 5)]
-    pub max_attempts: u32,
-    /// Retry delays in seconds, comma-separated; the last repeats. One delay queue each.
-    #[arg(
-        long,
-        env = "WECOM_RETRY_DELAYS",
-        value_delimiter = ',',
-        default_value = "5,30,120,600"
-    )]
-    pub retry_delays: Vec<u64>,
-    /// Deliveries of one job (crashed or stalled workers included) before the broker dead-letters it.
-    #[arg(long, env = "WECOM_DELIVERY_LIMIT", default_value_t = 5)]
-    pub delivery_limit: u32,
     /// Files up to this many bytes may be returned inline (base64) when a job asks.
     #[arg(long, env = "WECOM_INLINE_MAX_BYTES", default_value_t = 1024 * 1024)]
     pub inline_max_bytes: u64,
     /// Do not declare the topology at start (it is managed elsewhere).
     #[arg(long, env = "WECOM_NO_DECLARE")]
     pub no_declare: bool,
-}
-
-impl WorkerConfig {
-    pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: self.max_attempts.max(1),
-            delays: self
-                .retry_delays
-                .iter()
-                .map(|s| Duration::from_secs(*s))
-                .collect(),
-            ..RetryPolicy::default()
-        }
-    }
 }

@@ -16,7 +16,7 @@ pub const ERROR_NAME: &str = "x-wecom-error-name";
 pub const ERROR_MESSAGE: &str = "x-wecom-error-message";
 
 /// Headers the broker or we add while a job travels, which a replay removes.
-const TRAVEL: [&str; 8] = [
+const TRAVEL: [&str; 14] = [
     ATTEMPT,
     PROGRESS,
     ERROR_CODE,
@@ -25,6 +25,12 @@ const TRAVEL: [&str; 8] = [
     "x-death",
     "x-first-death-exchange",
     "x-first-death-queue",
+    "x-first-death-reason",
+    "x-last-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+    "x-delivery-count",
+    "x-acquired-count",
 ];
 
 pub fn get<'a>(headers: Option<&'a FieldTable>, key: &str) -> Option<&'a AMQPValue> {

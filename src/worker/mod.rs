@@ -5,7 +5,8 @@
 //! broker restarts (reconnecting with backoff; unacked jobs are redelivered by the broker). One
 //! connection consumes, another publishes, so that a blocked publisher (a full queue) cannot
 //! stall the consumer's heartbeats. A semaphore bounds the jobs in flight; on shutdown the
-//! worker stops consuming, finishes what it holds, and returns.
+//! worker stops consuming, releases what it prefetched but had not started, finishes what it
+//! runs, and returns. A failing publisher ends the session like a failing consumer.
 
 pub mod config;
 pub mod handle;
@@ -18,7 +19,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::stream::{SelectAll, StreamExt};
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::message::Delivery;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties, Consumer};
 use tokio::sync::Semaphore;
@@ -31,10 +33,15 @@ use crate::job::sdk_pool::SdkPools;
 use crate::job::JobKind;
 use crate::media::{ChunkRetry, FsStore};
 use crate::sdk::FinanceSdk;
-pub use config::WorkerConfig;
-use handle::{handle, Shared};
+pub use config::{AmqpArgs, TopologyArgs, WorkerConfig};
+use handle::{handle_delivery, Shared};
 use publisher::Publisher;
-use topology::TopologySpec;
+
+/// How long a stopping worker waits for the jobs it holds before it gives up publishing
+/// (they are then redelivered). Below docker-compose's `stop_grace_period`.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(50);
+
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
 
 /// Runs the worker until `shutdown` is cancelled.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -56,9 +63,9 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         inline_max_bytes: config.inline_max_bytes,
         chunk_retry: ChunkRetry::default(),
     });
-    let mut pause = Duration::from_millis(500);
+    let mut pause = FIRST_PAUSE;
     loop {
-        match session(&config, &ctx, &shutdown).await {
+        match session(&config, &ctx, &shutdown, &mut pause).await {
             Ok(()) => return Ok(()),
             Err(err) if shutdown.is_cancelled() => {
                 tracing::info!(error = %err, "stopped");
@@ -76,13 +83,6 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     }
 }
 
-pub fn topology_spec(config: &WorkerConfig) -> TopologySpec {
-    TopologySpec {
-        delivery_limit: config.delivery_limit,
-        retry_delays: config.retry_policy().delays,
-    }
-}
-
 pub async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     Connection::connect(url, properties)
@@ -90,27 +90,43 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
         .with_context(|| format!("cannot connect to the broker ({name})"))
 }
 
+/// A delivery, or the end of a consumer (`None`: the broker cancelled it).
+type Next = (JobKind, Option<lapin::Result<Delivery>>);
+
 /// One connected stretch: from connecting to a lost connection (Err) or a shutdown (Ok).
 async fn session(
     config: &WorkerConfig,
     ctx: &Arc<JobContext<FsStore>>,
     shutdown: &CancellationToken,
+    pause: &mut Duration,
 ) -> anyhow::Result<()> {
-    let consumer_conn = connect(&config.amqp_url, "wecom-archive worker (consume)").await?;
-    let publisher_conn = connect(&config.amqp_url, "wecom-archive worker (publish)").await?;
-    let channel = consumer_conn.create_channel().await?;
-    if !config.no_declare {
-        topology::declare(&channel, &topology_spec(config)).await?;
-    }
-    channel
-        .basic_qos(config.prefetch, BasicQosOptions::default())
-        .await?;
+    let setup = async {
+        let consumer_conn =
+            connect(&config.amqp.amqp_url, "wecom-archive worker (consume)").await?;
+        let publisher_conn =
+            connect(&config.amqp.amqp_url, "wecom-archive worker (publish)").await?;
+        let channel = consumer_conn.create_channel().await?;
+        if !config.no_declare {
+            topology::declare(&channel, &config.topology.spec()).await?;
+        }
+        // Per consumer (quorum queues refuse a channel-wide prefetch): each job queue gets this many.
+        channel
+            .basic_qos(config.prefetch, BasicQosOptions::default())
+            .await?;
+        let publisher = Publisher::open(&publisher_conn).await?;
+        anyhow::Ok((consumer_conn, publisher_conn, channel, publisher))
+    };
+    let (consumer_conn, publisher_conn, channel, publisher) = tokio::select! {
+        setup = setup => setup?,
+        _ = shutdown.cancelled() => return Ok(()),
+    };
     let shared = Arc::new(Shared {
         ctx: Arc::clone(ctx),
-        publisher: Publisher::open(&publisher_conn).await?,
-        policy: config.retry_policy(),
+        publisher,
+        policy: config.topology.retry_policy(),
+        session: CancellationToken::new(),
     });
-    let mut consumers: SelectAll<_> = SelectAll::new();
+    let mut consumers: SelectAll<futures_util::stream::BoxStream<'static, Next>> = SelectAll::new();
     let mut tags = Vec::new();
     for kind in JobKind::ALL {
         let consumer: Consumer = channel
@@ -124,34 +140,60 @@ async fn session(
             )
             .await?;
         tags.push(consumer.tag());
-        consumers.push(consumer.map(move |delivery| (kind, delivery)));
+        let ended = futures_util::stream::once(async move { (kind, None) });
+        consumers.push(
+            consumer
+                .map(move |delivery| (kind, Some(delivery)))
+                .chain(ended)
+                .boxed(),
+        );
     }
     tracing::info!(
         prefetch = config.prefetch,
         concurrency = config.concurrency,
         "consuming"
     );
+    *pause = FIRST_PAUSE;
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let mut health = tokio::time::interval(Duration::from_secs(2));
     let mut jobs = JoinSet::new();
     let ended = loop {
         let permit = tokio::select! {
             permit = Arc::clone(&permits).acquire_owned() => permit.expect("the semaphore is never closed"),
             _ = shutdown.cancelled() => break Ok(()),
+            _ = shared.session.cancelled() => break Err(anyhow::anyhow!("publishing failed")),
         };
         let next = tokio::select! {
             next = consumers.next() => next,
             _ = shutdown.cancelled() => break Ok(()),
+            _ = shared.session.cancelled() => break Err(anyhow::anyhow!("publishing failed")),
+            // A closed connection normally ends the consumer stream; this catches one that
+            // went quietly (the publisher's, or a close the client did not pass on).
+            _ = health.tick() => {
+                if !consumer_conn.status().connected() || !publisher_conn.status().connected() {
+                    break Err(anyhow::anyhow!("a broker connection is closed"));
+                }
+                continue;
+            }
         };
         match next {
-            Some((kind, Ok(delivery))) => {
+            Some((kind, Some(Ok(delivery)))) => {
                 let shared = Arc::clone(&shared);
                 jobs.spawn(async move {
-                    handle(delivery, kind, shared).await;
+                    handle_delivery(delivery, kind, shared).await;
                     drop(permit);
                 });
             }
-            Some((_, Err(err))) => break Err(anyhow::Error::new(err).context("consuming failed")),
-            None => break Err(anyhow::anyhow!("the broker cancelled the consumers")),
+            Some((_, Some(Err(err)))) => {
+                break Err(anyhow::Error::new(err).context("consuming failed"))
+            }
+            Some((kind, None)) => {
+                break Err(anyhow::anyhow!(
+                    "the broker cancelled the {} consumer",
+                    kind.name()
+                ))
+            }
+            None => break Err(anyhow::anyhow!("no consumer left")),
         }
         // Reap finished jobs so the set does not grow.
         while jobs.try_join_next().is_some() {}
@@ -166,9 +208,42 @@ async fn session(
                 .basic_cancel(tag, BasicCancelOptions::default())
                 .await;
         }
+        release_prefetched(&mut consumers).await;
+        if tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while jobs.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!(
+                in_flight = jobs.len(),
+                "drain timed out; the remaining jobs are released"
+            );
+        }
     }
+    // After a lost session (or a drain that ran out of time) handlers stop publishing: their
+    // deliveries go back to the broker with the connection.
+    shared.session.cancel();
     while jobs.join_next().await.is_some() {}
     let _ = publisher_conn.close(200, "worker stopping".into()).await;
     let _ = consumer_conn.close(200, "worker stopping".into()).await;
     ended
+}
+
+/// Hands back the deliveries prefetched but not started, so another worker takes them now
+/// rather than when this one's connection closes.
+async fn release_prefetched(
+    consumers: &mut SelectAll<futures_util::stream::BoxStream<'static, Next>>,
+) {
+    let requeue = BasicNackOptions {
+        requeue: true,
+        ..BasicNackOptions::default()
+    };
+    while let Ok(Some((_, Some(delivery)))) =
+        tokio::time::timeout(Duration::from_secs(1), consumers.next()).await
+    {
+        if let Ok(delivery) = delivery {
+            let _ = delivery.nack(requeue).await;
+        }
+    }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Connection};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -17,7 +18,13 @@ pub enum PublishError {
     Nacked,
     #[error("the broker connection failed: {0}")]
     Broker(#[from] lapin::Error),
+    #[error("gave up publishing: the worker is stopping or its broker session ended")]
+    Stopped,
 }
+
+/// How many times an unroutable message is tried again: a missing queue may be on its way
+/// (another worker declaring the topology), but does not come back by waiting long.
+const RETURNED_TRIES: u32 = 5;
 
 /// A channel in confirm mode on the publisher connection.
 #[derive(Clone)]
@@ -32,10 +39,6 @@ impl Publisher {
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         Ok(Self { channel })
-    }
-
-    pub fn is_connected(&self) -> bool {
-        self.channel.status().connected()
     }
 
     /// Publishes one message and waits for its confirm.
@@ -73,27 +76,38 @@ impl Publisher {
     }
 
     /// Publishes until confirmed, waiting with backoff while the broker refuses (a full result
-    /// queue, say). Gives up only when the connection is gone: the job then stays unacked and the
-    /// broker redelivers it.
+    /// queue, say). Gives up when the connection fails, when `stop` fires, or after a few
+    /// returns: the job is then released for redelivery.
     pub async fn publish_until_confirmed(
         &self,
         exchange: &str,
         routing_key: &str,
         body: &[u8],
         properties: &BasicProperties,
+        stop: &CancellationToken,
     ) -> Result<(), PublishError> {
         let mut pause = Duration::from_millis(200);
+        let mut returned = 0;
         loop {
-            match self
-                .publish(exchange, routing_key, body, properties.clone())
-                .await
-            {
+            let attempt = tokio::select! {
+                outcome = self.publish(exchange, routing_key, body, properties.clone()) => outcome,
+                _ = stop.cancelled() => return Err(PublishError::Stopped),
+            };
+            match attempt {
                 Ok(()) => return Ok(()),
-                Err(err @ PublishError::Broker(_)) => return Err(err),
-                Err(err) if !self.is_connected() => return Err(err),
+                Err(err @ (PublishError::Broker(_) | PublishError::Stopped)) => return Err(err),
+                Err(err @ PublishError::Returned { .. }) if returned + 1 >= RETURNED_TRIES => {
+                    return Err(err)
+                }
                 Err(err) => {
+                    if matches!(err, PublishError::Returned { .. }) {
+                        returned += 1;
+                    }
                     tracing::warn!(error = %err, exchange, routing_key, "publish not confirmed; trying again in {pause:?}");
-                    tokio::time::sleep(pause).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.cancelled() => return Err(PublishError::Stopped),
+                    }
                     pause = (pause * 2).min(Duration::from_secs(10));
                 }
             }

@@ -5,7 +5,7 @@
 //!   dead-lettered after that many deliveries) and at-least-once dead-lettering;
 //! - dead letters: exchange `wecom.dead` (direct) → quorum queues `fetch-chatdata.dead` and
 //!   `fetch-media.dead`, which operators inspect and replay;
-//! - retries: per delay and job kind, a quorum queue `wecom.retry.<delay>.<kind>` whose messages
+//! - retries: per delay and job kind, a quorum queue `wecom.retry.<ms>ms.<kind>` whose messages
 //!   expire after the delay and dead-letter back to `wecom.jobs` under the kind's routing key.
 //!   One TTL per queue, so a short delay never waits behind a long one; no plugin needed;
 //! - results: exchange `wecom.results` (direct) → quorum queues `chatdata-results` and
@@ -51,7 +51,7 @@ pub fn result_routing_key(kind: JobKind) -> &'static str {
 
 /// The delay queue for `delay` and `kind`.
 pub fn retry_queue(delay: Duration, kind: JobKind) -> String {
-    format!("wecom.retry.{}s.{}", delay.as_secs(), kind.name())
+    format!("wecom.retry.{}ms.{}", delay.as_millis(), kind.name())
 }
 
 /// What the topology needs to know from the configuration.
@@ -59,7 +59,7 @@ pub fn retry_queue(delay: Duration, kind: JobKind) -> String {
 pub struct TopologySpec {
     /// Deliveries of one job before the broker dead-letters it.
     pub delivery_limit: u32,
-    /// The retry delays, one queue each per job kind.
+    /// Every retry delay (jitter variants included), one queue each per job kind.
     pub retry_delays: Vec<Duration>,
 }
 

@@ -1,7 +1,7 @@
 //! The broker side of the harness: a vhost per test on the local RabbitMQ, the real worker
 //! binary as a separate process, and helpers to publish jobs and collect what comes back.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -223,20 +223,4 @@ pub fn assert_all_valid(messages: &[Received]) {
         let schema = super::schemas::schema_for(&message.body);
         super::schemas::assert_valid(schema, &message.body);
     }
-}
-
-pub fn media_dir_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
 }
