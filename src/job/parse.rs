@@ -81,7 +81,8 @@ pub fn parse(kind: JobKind, body: &[u8]) -> Result<Job, InvalidJob> {
     let job_id = value
         .get("job_id")
         .and_then(Value::as_str)
-        .filter(|id| !id.is_empty() && id.len() <= 200)
+        // Only an id the schema would accept: a refused one is not echoed back.
+        .filter(|id| (1..=200).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned);
     let validator = match kind {
         JobKind::FetchChatdata => &*CHATDATA_SCHEMA,
