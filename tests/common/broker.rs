@@ -58,6 +58,16 @@ pub struct Worker {
 impl Worker {
     /// Starts `wecom-archive worker` with short retry delays and waits until it consumes.
     pub fn start(vhost: &Vhost, emulator: &Emulator, extra: &[&str]) -> Self {
+        Self::start_with_env(vhost, emulator, extra, &[])
+    }
+
+    /// As [`Worker::start`], with more environment variables.
+    pub fn start_with_env(
+        vhost: &Vhost,
+        emulator: &Emulator,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let media_dir = emulator.dir.path().join("media");
         let log = emulator
             .dir
@@ -74,6 +84,7 @@ impl Worker {
             .env("WECOM_AMQP_URL", vhost.url())
             .env("RUST_LOG", "wecom_archive=debug")
             .envs(emulator.env())
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

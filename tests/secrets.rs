@@ -1,0 +1,144 @@
+//! No secret leaves the worker (issue 4, security): with every log at trace level, the corp
+//! secret, the private keys and the decrypted per-message keys appear in no log line, result,
+//! failure or dead-letter listing.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine;
+use lapin::BasicProperties;
+use secrecy::SecretString;
+use serde_json::json;
+use wecom_archive::sdk::NetOptions;
+
+use common::broker::{Client, Vhost, Worker};
+use common::{default_config, Emulator, CORPID, SECRET};
+
+/// The decrypted random keys (`encrypt_key`s) of the first `count` messages.
+fn decrypted_random_keys(emulator: &Emulator, count: u32) -> Vec<String> {
+    let (_sdk, mut handle) = emulator.handle();
+    let keys = common::default_keys();
+    let page = handle
+        .get_chat_data(0, count, &NetOptions::default())
+        .unwrap();
+    page.iter()
+        .map(|m| {
+            let ciphertext = base64::engine::general_purpose::STANDARD
+                .decode(&m.encrypt_random_key)
+                .unwrap();
+            let key = keys.decrypt(m.publickey_ver, &ciphertext).unwrap();
+            String::from_utf8(key.to_vec()).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_appears_in_trace_logs_results_or_dead_letters() {
+    let mut config = default_config();
+    config.corps[0].faults.get_chat_data.script = vec![0, 10001];
+    let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
+    let random_keys = decrypted_random_keys(&emulator, 30);
+    let proxy_password = "proxy-user:proxy-pa55word";
+
+    // Trace everything, libraries included.
+    let worker = Worker::start_with_env(&vhost, &emulator, &[], &[("RUST_LOG", "trace")]);
+    let client = Client::connect(&vhost).await;
+    let keys = json!([
+        {"publickey_ver": 1, "private_key": common::fixture("keys/v1.pem")},
+        {"publickey_ver": 2, "private_key": common::fixture("keys/v2.pem")},
+    ]);
+    let jobs = [
+        (
+            "fetch-chatdata",
+            json!({"job_id": "s1", "corpid": CORPID, "secret": SECRET, "private_keys": keys, "limit": 30}),
+        ),
+        (
+            "fetch-chatdata",
+            json!({"job_id": "s2", "corpid": CORPID, "secret": SECRET, "private_keys": keys, "limit": 5, "paswd": proxy_password}),
+        ),
+        (
+            "fetch-chatdata",
+            json!({"job_id": "s3", "corpid": CORPID, "secret": SECRET, "private_keys": keys, "limit": 0}),
+        ),
+        (
+            "fetch-chatdata",
+            json!({"job_id": "s4", "corpid": CORPID, "secret": "wrong-but-still-secret", "limit": 5}),
+        ),
+        (
+            "fetch-media",
+            json!({"job_id": "s5", "corpid": CORPID, "secret": SECRET, "sdkfileid": emulator::media_file_id(700_000, 1, 3)}),
+        ),
+    ];
+    for (kind, job) in &jobs {
+        client
+            .publish_job(
+                kind,
+                &serde_json::to_vec(job).unwrap(),
+                BasicProperties::default(),
+            )
+            .await;
+    }
+    let mut published = client
+        .take("chatdata-results", 4, Duration::from_secs(60))
+        .await;
+    published.extend(
+        client
+            .take("media-results", 1, Duration::from_secs(30))
+            .await,
+    );
+    assert_eq!(published.len(), 5, "{}", worker.log_text());
+
+    let dlq_show = |kind: &str| {
+        let output = std::process::Command::new(common::cli())
+            .args(["dlq", "show", "--kind", kind])
+            .env("WECOM_AMQP_URL", vhost.url())
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let mut haystack = worker.log_text();
+    assert!(
+        haystack.contains("TRACE"),
+        "the worker logged at trace level"
+    );
+    for message in &published {
+        haystack.push_str(&String::from_utf8_lossy(&message.raw));
+    }
+    haystack.push_str(&dlq_show("chatdata"));
+    haystack.push_str(&dlq_show("media"));
+    assert!(
+        haystack.contains("s3") && haystack.contains("s4"),
+        "the failures were dead-lettered"
+    );
+
+    let mut needles: Vec<String> = vec![
+        SECRET.into(),
+        "wrong-but-still-secret".into(),
+        proxy_password.into(),
+    ];
+    for pem in ["keys/v1.pem", "keys/v2.pem"] {
+        needles.extend(
+            common::fixture(pem)
+                .lines()
+                .filter(|line| !line.starts_with("-----"))
+                .map(str::to_owned),
+        );
+    }
+    needles.extend(random_keys);
+    let leaks: Vec<&String> = needles
+        .iter()
+        .filter(|n| haystack.contains(n.as_str()))
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "{} secret(s) leaked, e.g. {:?}",
+        leaks.len(),
+        leaks.first().map(|l| &l[..8.min(l.len())])
+    );
+}
