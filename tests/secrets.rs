@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use lapin::BasicProperties;
-use secrecy::SecretString;
 use serde_json::json;
 use wecom_archive::sdk::NetOptions;
 
