@@ -154,7 +154,8 @@ async fn session(
         "consuming"
     );
     *pause = FIRST_PAUSE;
-    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let concurrency = config.concurrency.max(1);
+    let permits = Arc::new(Semaphore::new(concurrency));
     let mut health = tokio::time::interval(Duration::from_secs(2));
     let mut jobs = JoinSet::new();
     let ended = loop {
@@ -179,9 +180,23 @@ async fn session(
         match next {
             Some((kind, Some(Ok(delivery)))) => {
                 let shared = Arc::clone(&shared);
+                let solo = delivery.redelivered && concurrency > 1;
+                let permits = Arc::clone(&permits);
                 jobs.spawn(async move {
+                    // A redelivered job may be one that killed a worker (the SDK aborts on
+                    // some inputs): it runs alone, so it cannot take other jobs down with it
+                    // again. It waits for every permit, holding none meanwhile (no deadlock);
+                    // the semaphore is fair, so jobs that come after it wait for it.
+                    let _held = if solo {
+                        drop(permit);
+                        permits
+                            .acquire_many_owned(concurrency as u32)
+                            .await
+                            .expect("never closed")
+                    } else {
+                        permit
+                    };
                     handle_delivery(delivery, kind, shared).await;
-                    drop(permit);
                 });
             }
             Some((_, Some(Err(err)))) => {

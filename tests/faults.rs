@@ -1,0 +1,324 @@
+//! The fault suite (issue 4): the real worker binary, as separate processes, against the real
+//! broker and the emulator, under faults. Each scenario prints a figures line such as
+//! `scenario=transient-faults jobs=200 ok=200 failed=0 dead=0 lost=0 duplicate_results=0` and
+//! asserts `lost=0` plus its own expectations. "Lost" is a job that ended with neither a result
+//! nor a dead letter.
+//!
+//! Short by default (CI); `WECOM_FAULT_JOBS=10000` runs the long form. Run this binary alone
+//! (`scripts/test` does): scenarios kill workers and load the broker.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use lapin::BasicProperties;
+use serde_json::{json, Value};
+
+use common::broker::{Client, Vhost, Worker};
+use common::{default_config, Emulator, CORPID, SECRET};
+
+fn job_count(short: usize) -> usize {
+    std::env::var("WECOM_FAULT_JOBS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(short)
+}
+
+/// How the jobs of a scenario ended.
+#[derive(Debug, Default)]
+struct Tally {
+    jobs: usize,
+    ok: usize,
+    failed: usize,
+    dead: usize,
+    lost: usize,
+    duplicate_results: usize,
+    max_attempts: u64,
+}
+
+impl Tally {
+    fn print(&self, scenario: &str) {
+        println!(
+            "scenario={scenario} jobs={} ok={} failed={} dead={} lost={} duplicate_results={} max_attempts={}",
+            self.jobs, self.ok, self.failed, self.dead, self.lost, self.duplicate_results, self.max_attempts
+        );
+    }
+}
+
+/// Everything read back so far: results by job id, result ids seen, dead-lettered job ids.
+#[derive(Default)]
+struct Collector {
+    results: HashMap<String, Value>,
+    result_ids: HashSet<String>,
+    dead: HashSet<String>,
+    duplicate_results: usize,
+    max_attempts: u64,
+}
+
+impl Collector {
+    /// Takes what the result and dead-letter queues hold now; returns how many messages.
+    async fn poll(&mut self, client: &Client) -> usize {
+        let mut got = 0;
+        for queue in ["chatdata-results", "media-results"] {
+            for message in client.take(queue, 200, Duration::from_millis(50)).await {
+                got += 1;
+                let result_id = message.body["result_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if !self.result_ids.insert(result_id) {
+                    self.duplicate_results += 1;
+                }
+                self.max_attempts = self
+                    .max_attempts
+                    .max(message.body["attempts"].as_u64().unwrap_or(0));
+                let id = message.body["job_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                self.results.insert(id, message.body);
+            }
+        }
+        for queue in ["fetch-chatdata.dead", "fetch-media.dead"] {
+            for message in client.take(queue, 200, Duration::from_millis(50)).await {
+                got += 1;
+                let body: Value = serde_json::from_slice(&message.raw).unwrap_or(Value::Null);
+                self.dead
+                    .insert(body["job_id"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        got
+    }
+
+    fn ended(&self, id: &str) -> bool {
+        self.results.get(id).is_some_and(|r| r["status"] == "ok") || self.dead.contains(id)
+    }
+
+    fn tally(&self, jobs: &HashSet<String>) -> Tally {
+        let mut tally = Tally {
+            jobs: jobs.len(),
+            duplicate_results: self.duplicate_results,
+            max_attempts: self.max_attempts,
+            ..Tally::default()
+        };
+        for id in jobs {
+            match self.results.get(id).map(|r| r["status"] == "ok") {
+                Some(true) => tally.ok += 1,
+                Some(false) => tally.failed += 1,
+                None => {}
+            }
+            if self.dead.contains(id) {
+                tally.dead += 1;
+            } else if !self.ended(id) {
+                tally.lost += 1;
+            }
+        }
+        tally
+    }
+}
+
+/// Reads results and dead letters until every job has ended (or `timeout`), then tallies.
+async fn collect(client: &Client, jobs: &HashSet<String>, timeout: Duration) -> Tally {
+    let mut collector = Collector::default();
+    let deadline = Instant::now() + timeout;
+    while !jobs.iter().all(|id| collector.ended(id)) && Instant::now() < deadline {
+        if collector.poll(client).await == 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    collector.tally(jobs)
+}
+
+fn chat_job(id: &str) -> Value {
+    json!({"job_id": id, "corpid": CORPID, "secret": SECRET, "limit": 2,
+        "private_keys": [{"publickey_ver": 1, "private_key": common::fixture("keys/v1.pem")},
+                         {"publickey_ver": 2, "private_key": common::fixture("keys/v2.pem")}]})
+}
+
+fn media_job(id: &str, sdkfileid: &str) -> Value {
+    json!({"job_id": id, "corpid": CORPID, "secret": SECRET, "sdkfileid": sdkfileid})
+}
+
+async fn publish_all(client: &Client, jobs: &[(&str, Value)]) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    for (kind, body) in jobs {
+        ids.insert(body["job_id"].as_str().unwrap().to_owned());
+        client
+            .publish_job(
+                kind,
+                &serde_json::to_vec(body).unwrap(),
+                BasicProperties::default(),
+            )
+            .await;
+    }
+    ids
+}
+
+/// Scenario 3: 30% of SDK calls fail with a transient code; every job still ends ok, within
+/// the attempts the policy allows.
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_faults() {
+    let mut config = default_config();
+    let faults = &mut config.corps[0].faults;
+    for op in [&mut faults.get_chat_data, &mut faults.get_media_data] {
+        op.probability = 0.3;
+        op.codes = vec![10001, 10002, 10003];
+    }
+    faults.decrypt_data.probability = 0.3;
+    faults.decrypt_data.codes = vec![10008];
+    let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
+    let max_attempts = 12;
+    let args = [
+        "--max-attempts",
+        "12",
+        "--retry-delays",
+        "1",
+        "--concurrency",
+        "16",
+    ];
+    let _workers: Vec<Worker> = (0..2)
+        .map(|_| Worker::start(&vhost, &emulator, &args))
+        .collect();
+    let client = Client::connect(&vhost).await;
+    let count = job_count(200);
+    let jobs: Vec<(&str, Value)> = (0..count)
+        .map(|n| {
+            if n % 4 == 0 {
+                (
+                    "fetch-media",
+                    media_job(
+                        &format!("t-{n}"),
+                        &emulator::media_file_id(600_000, 1, n as u64),
+                    ),
+                )
+            } else {
+                ("fetch-chatdata", chat_job(&format!("t-{n}")))
+            }
+        })
+        .collect();
+    let ids = publish_all(&client, &jobs).await;
+    let tally = collect(&client, &ids, Duration::from_secs(120 + count as u64 / 10)).await;
+    tally.print("transient-faults");
+    assert_eq!(tally.lost, 0, "{tally:?}");
+    assert_eq!(tally.ok, count, "every job ends ok: {tally:?}");
+    assert!(tally.max_attempts <= max_attempts, "{tally:?}");
+}
+
+/// Scenario 2: a worker is SIGKILLed three times mid-run and restarted; nothing is lost, and
+/// interrupted media downloads resume rather than restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_kills() {
+    let mut config = default_config();
+    config.corps[0].faults.get_media_data.latency_ms = 15;
+    let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
+    let steady = Worker::start(&vhost, &emulator, &[]);
+    let mut victim = Worker::start(&vhost, &emulator, &[]);
+    let client = Client::connect(&vhost).await;
+    let count = job_count(120);
+    let jobs: Vec<(&str, Value)> = (0..count)
+        .map(|n| {
+            if n % 3 == 0 {
+                (
+                    "fetch-media",
+                    media_job(
+                        &format!("k-{n}"),
+                        &emulator::media_file_id(3_000_000, 1, n as u64),
+                    ),
+                )
+            } else {
+                ("fetch-chatdata", chat_job(&format!("k-{n}")))
+            }
+        })
+        .collect();
+    let ids = publish_all(&client, &jobs).await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        victim.child.kill().unwrap(); // SIGKILL
+        victim.child.wait().unwrap();
+        victim = Worker::start(&vhost, &emulator, &[]);
+    }
+    let tally = collect(&client, &ids, Duration::from_secs(180)).await;
+    drop((steady, victim));
+    let calls = emulator.calls_of("GetMediaData");
+    let mut per_chunk: HashMap<(String, String), usize> = HashMap::new();
+    for call in calls.iter().filter(|c| c.rc == 0) {
+        *per_chunk
+            .entry((
+                call.sdkfileid.clone().unwrap_or_default(),
+                call.index.clone().unwrap_or_default(),
+            ))
+            .or_default() += 1;
+    }
+    let fetched_twice: usize = per_chunk.values().map(|n| n - 1).sum();
+    let restarted = per_chunk
+        .iter()
+        .filter(|((_, index), n)| index.is_empty() && **n > 1)
+        .count();
+    tally.print("worker-kills");
+    println!("scenario=worker-kills media_chunks={} chunks_fetched_twice={fetched_twice} downloads_restarted={restarted}", per_chunk.len());
+    assert_eq!(tally.lost, 0, "{tally:?}");
+    assert_eq!(tally.ok, count, "{tally:?}");
+    assert!(
+        fetched_twice <= 3 * 16,
+        "at most a few chunks per kill are fetched again: {fetched_twice}"
+    );
+}
+
+/// Scenario 4: some jobs name a file on which the SDK aborts the process. Workers die and are
+/// restarted (as a supervisor would); each poison job is dead-lettered by the broker within
+/// the delivery limit, and every other job ends ok.
+#[tokio::test(flavor = "multi_thread")]
+async fn sdk_aborts() {
+    let poison: Vec<String> = (0..3)
+        .map(|n| emulator::media_file_id(1000, 1, 900 + n))
+        .collect();
+    let mut config = default_config();
+    config.corps[0].faults.get_media_data.abort_on_sdkfileid = poison.clone();
+    let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
+    let args = ["--prefetch", "1", "--concurrency", "4"];
+    let mut workers: Vec<Worker> = (0..2)
+        .map(|_| Worker::start(&vhost, &emulator, &args))
+        .collect();
+    let client = Client::connect(&vhost).await;
+    let count = job_count(60);
+    let mut jobs: Vec<(&str, Value)> = (0..count)
+        .map(|n| ("fetch-chatdata", chat_job(&format!("a-{n}"))))
+        .collect();
+    for (n, id) in poison.iter().enumerate() {
+        jobs.insert(
+            n * count / 3,
+            ("fetch-media", media_job(&format!("poison-{n}"), id)),
+        );
+    }
+    let ids = publish_all(&client, &jobs).await;
+    let poison_ids: HashSet<String> = (0..poison.len()).map(|n| format!("poison-{n}")).collect();
+    // The supervisor: restart whatever died, until every job has ended.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut restarts = 0;
+    let mut collector = Collector::default();
+    while Instant::now() < deadline && !ids.iter().all(|id| collector.ended(id)) {
+        for worker in workers.iter_mut() {
+            if worker.child.try_wait().unwrap().is_some() {
+                *worker = Worker::start(&vhost, &emulator, &args);
+                restarts += 1;
+            }
+        }
+        if collector.poll(&client).await == 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let tally = collector.tally(&ids);
+    tally.print("sdk-aborts");
+    println!("scenario=sdk-aborts worker_restarts={restarts}");
+    assert_eq!(tally.ok, count, "{tally:?}");
+    assert_eq!(
+        tally.dead,
+        poison_ids.len(),
+        "each poison job is dead-lettered: {tally:?}"
+    );
+    assert!(
+        restarts >= poison_ids.len(),
+        "the poison jobs killed workers"
+    );
+}
