@@ -322,3 +322,94 @@ async fn sdk_aborts() {
         "the poison jobs killed workers"
     );
 }
+
+fn rabbitmqctl(args: &[&str]) {
+    let status = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "rabbitmqctl {args:?}");
+}
+
+/// Scenario 6: the result queue refuses publishes for a while (a length limit with
+/// reject-publish); the jobs stay unacked, and complete once it drains.
+#[tokio::test(flavor = "multi_thread")]
+async fn results_cannot_be_published() {
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let _worker = Worker::start(&vhost, &emulator, &[]);
+    let limit = r#"{"max-length": 5, "overflow": "reject-publish"}"#;
+    rabbitmqctl(&[
+        "set_policy",
+        "-p",
+        &vhost.name,
+        "--apply-to",
+        "queues",
+        "full-results",
+        "^chatdata-results$",
+        limit,
+    ]);
+    let client = Client::connect(&vhost).await;
+    let count = job_count(40);
+    let jobs: Vec<(&str, Value)> = (0..count)
+        .map(|n| ("fetch-chatdata", chat_job(&format!("r-{n}"))))
+        .collect();
+    let ids = publish_all(&client, &jobs).await;
+    // While the result queue is full, jobs wait unacked in the worker.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.depth("chatdata-results").await < 5 {
+        assert!(Instant::now() < deadline, "the result queue never filled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let waiting = client.depth("fetch-chatdata").await;
+    // Quorum queues apply a length limit with a little lag: a few more may slip in.
+    let held = client.depth("chatdata-results").await;
+    assert!(held < 5 + 8, "the limit holds ({held} results queued)");
+    assert!(held < count as u32, "not every job could publish");
+    // Now the consumer catches up and keeps reading: everything completes.
+    let tally = collect(&client, &ids, Duration::from_secs(120)).await;
+    tally.print("results-refused");
+    println!("scenario=results-refused jobs_still_queued_while_full={waiting}");
+    assert_eq!(tally.lost, 0, "{tally:?}");
+    assert_eq!(tally.ok, count, "{tally:?}");
+}
+
+/// Scenario 1: the broker application is stopped and started twice while jobs flow, and all
+/// connections are force-closed once; workers reconnect on their own and nothing is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_restarts() {
+    let mut config = default_config();
+    config.corps[0].faults.get_chat_data.latency_ms = 20;
+    let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
+    let _workers: Vec<Worker> = (0..2)
+        .map(|_| Worker::start(&vhost, &emulator, &[]))
+        .collect();
+    let count = job_count(300);
+    let jobs: Vec<(&str, Value)> = (0..count)
+        .map(|n| ("fetch-chatdata", chat_job(&format!("b-{n}"))))
+        .collect();
+    let ids = {
+        let client = Client::connect(&vhost).await;
+        publish_all(&client, &jobs).await
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    rabbitmqctl(&[
+        "close_all_connections",
+        "--vhost",
+        &vhost.name,
+        "fault suite: forced close",
+    ]);
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        rabbitmqctl(&["stop_app"]);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        rabbitmqctl(&["start_app"]);
+        rabbitmqctl(&["await_startup"]);
+    }
+    let client = Client::connect(&vhost).await;
+    let tally = collect(&client, &ids, Duration::from_secs(240)).await;
+    tally.print("broker-restart");
+    assert_eq!(tally.lost, 0, "{tally:?}");
+    assert_eq!(tally.ok, count, "{tally:?}");
+}
