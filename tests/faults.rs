@@ -413,3 +413,99 @@ async fn broker_restarts() {
     assert_eq!(tally.lost, 0, "{tally:?}");
     assert_eq!(tally.ok, count, "{tally:?}");
 }
+
+/// A small tmpfs, unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a tmpfs needs root");
+        Self { dir }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Scenario 5: the media store is a small tmpfs that fills up. Affected jobs are retried later
+/// (the consumer moves stored files away, as an archiver would), and no partial or corrupt file
+/// is ever reported as a result.
+#[tokio::test(flavor = "multi_thread")]
+async fn full_disk() {
+    let store = Tmpfs::mount("3m");
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let media_dir = store.dir.path().to_str().unwrap().to_owned();
+    let args = [
+        "--media-dir",
+        &media_dir,
+        "--max-attempts",
+        "20",
+        "--retry-delays",
+        "1",
+    ];
+    let _worker = Worker::start(&vhost, &emulator, &args);
+    let client = Client::connect(&vhost).await;
+    let seed = default_config().corps[0].seed;
+    let count = job_count(12);
+    let files: Vec<(String, String)> = (0..count)
+        .map(|n| {
+            let id = emulator::media_file_id(900_000, 1, 500 + n as u64);
+            let md5 = common::expected_md5(seed, &id);
+            (id, md5)
+        })
+        .collect();
+    let jobs: Vec<(&str, Value)> = files
+        .iter()
+        .enumerate()
+        .map(|(n, (id, md5))| {
+            let mut job = media_job(&format!("d-{n}"), id);
+            job["md5sum"] = json!(md5);
+            ("fetch-media", job)
+        })
+        .collect();
+    let ids = publish_all(&client, &jobs).await;
+    let mut collector = Collector::default();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut moved = HashSet::new();
+    while Instant::now() < deadline && !ids.iter().all(|id| collector.ended(id)) {
+        collector.poll(&client).await;
+        for result in collector.results.values().filter(|r| r["status"] == "ok") {
+            let location = result["location"].as_str().unwrap().to_owned();
+            if moved.insert(location.clone()) {
+                // What the store reported must be whole and right, then it leaves the disk.
+                let bytes = std::fs::read(&location).unwrap();
+                assert_eq!(bytes.len(), 900_000, "{location}");
+                use md5::{Digest, Md5};
+                assert_eq!(
+                    hex::encode(Md5::digest(&bytes)),
+                    result["md5"].as_str().unwrap()
+                );
+                assert_eq!(result["md5_matched"], true);
+                std::fs::remove_file(&location).unwrap();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tally = collector.tally(&ids);
+    tally.print("full-disk");
+    println!(
+        "scenario=full-disk max_attempts_used={}",
+        tally.max_attempts
+    );
+    assert_eq!(tally.lost, 0, "{tally:?}");
+    assert_eq!(tally.ok, count, "{tally:?}");
+    assert!(tally.max_attempts > 1, "the disk did fill up: {tally:?}");
+}

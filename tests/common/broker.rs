@@ -77,12 +77,11 @@ impl Worker {
             .arg("worker")
             .arg("--lib")
             .arg(super::emulator_lib())
-            .arg("--media-dir")
-            .arg(&media_dir)
             .args(extra)
             // Short retries by default; arguments in `extra` override these.
             .env("WECOM_RETRY_DELAYS", "1,2")
             .env("WECOM_MAX_ATTEMPTS", "3")
+            .env("WECOM_MEDIA_DIR", &media_dir)
             .env("WECOM_AMQP_URL", vhost.url())
             .env("RUST_LOG", "wecom_archive=debug")
             .envs(emulator.env())
