@@ -6,6 +6,9 @@
 //! number of times (the official advice: never restart the file); if it still fails, the
 //! partial file and its resume point stay, and the next attempt continues from there.
 //!
+//! When the store is full, the partial file is dropped (not kept for a resume): partial files
+//! of several downloads could otherwise fill the disk between them and none would finish.
+//!
 //! MD5 and SHA-256 are computed while streaming. The message's `md5sum` is occasionally empty or
 //! wrong in real data, so a mismatch is not silently accepted: the file is fetched once more
 //! from the start, and the report says whether the second copy matched.
@@ -109,13 +112,26 @@ pub fn download<P: PartialMedia>(
         .filter(|md5| !md5.is_empty())
         .map(str::to_ascii_lowercase);
     let resumed_at = partial.resume_point().map(|point| point.bytes);
-    let mut pass = stream(&mut fetch, &mut partial, retry)?;
-    let mut chunks_fetched = pass.chunks;
-    if expected.as_ref().is_some_and(|md5| *md5 != pass.md5) {
-        partial.restart()?;
-        pass = stream(&mut fetch, &mut partial, retry)?;
-        chunks_fetched += pass.chunks;
-    }
+    let passes = (|| {
+        let mut pass = stream(&mut fetch, &mut partial, retry)?;
+        let mut chunks_fetched = pass.chunks;
+        if expected.as_ref().is_some_and(|md5| *md5 != pass.md5) {
+            partial.restart()?;
+            pass = stream(&mut fetch, &mut partial, retry)?;
+            chunks_fetched += pass.chunks;
+        }
+        Ok((pass, chunks_fetched))
+    })();
+    let (pass, chunks_fetched) = match passes {
+        Ok(done) => done,
+        Err(DownloadError::Store(err)) if err.kind() == io::ErrorKind::StorageFull => {
+            // Keeping this partial file would hold space other downloads need to finish; on a
+            // full disk, giving it up is what lets the retries get through one by one.
+            let _ = partial.restart();
+            return Err(DownloadError::Store(err));
+        }
+        Err(err) => return Err(err),
+    };
     let location = partial.commit()?;
     Ok(MediaReport {
         location,
