@@ -95,6 +95,15 @@ impl Collector {
         self.results.get(id).is_some_and(|r| r["status"] == "ok") || self.dead.contains(id)
     }
 
+    /// The errors of failed jobs, for the assertion messages.
+    fn failures(&self) -> Vec<&Value> {
+        self.results
+            .values()
+            .filter(|r| r["status"] != "ok")
+            .map(|r| &r["error"])
+            .collect()
+    }
+
     fn tally(&self, jobs: &HashSet<String>) -> Tally {
         let mut tally = Tally {
             jobs: jobs.len(),
@@ -120,6 +129,14 @@ impl Collector {
 
 /// Reads results and dead letters until every job has ended (or `timeout`), then tallies.
 async fn collect(client: &Client, jobs: &HashSet<String>, timeout: Duration) -> Tally {
+    collect_with(client, jobs, timeout).await.0
+}
+
+async fn collect_with(
+    client: &Client,
+    jobs: &HashSet<String>,
+    timeout: Duration,
+) -> (Tally, Collector) {
     let mut collector = Collector::default();
     let deadline = Instant::now() + timeout;
     while !jobs.iter().all(|id| collector.ended(id)) && Instant::now() < deadline {
@@ -127,7 +144,7 @@ async fn collect(client: &Client, jobs: &HashSet<String>, timeout: Duration) -> 
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    collector.tally(jobs)
+    (collector.tally(jobs), collector)
 }
 
 fn chat_job(id: &str) -> Value {
@@ -198,10 +215,16 @@ async fn transient_faults() {
         })
         .collect();
     let ids = publish_all(&client, &jobs).await;
-    let tally = collect(&client, &ids, Duration::from_secs(120 + count as u64 / 10)).await;
+    let (tally, collector) =
+        collect_with(&client, &ids, Duration::from_secs(120 + count as u64 / 10)).await;
     tally.print("transient-faults");
     assert_eq!(tally.lost, 0, "{tally:?}");
-    assert_eq!(tally.ok, count, "every job ends ok: {tally:?}");
+    assert_eq!(
+        tally.ok,
+        count,
+        "every job ends ok: {tally:?} {:?}",
+        collector.failures()
+    );
     assert!(tally.max_attempts <= max_attempts, "{tally:?}");
 }
 
