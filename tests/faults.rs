@@ -185,10 +185,13 @@ async fn transient_faults() {
     faults.decrypt_data.probability = 0.3;
     faults.decrypt_data.codes = vec![10008];
     let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
-    let max_attempts = 12;
+    // A chat attempt succeeds with p = 0.7 (GetChatData) x 0.49 (no 10008 in two messages), so
+    // a job needs about a dozen attempts in the worst case of a few hundred: 30 leaves the chance
+    // that one runs out below one in a million.
+    let max_attempts = 30;
     let args = [
         "--max-attempts",
-        "12",
+        "30",
         "--retry-delays",
         "1",
         "--concurrency",
