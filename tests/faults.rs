@@ -18,6 +18,11 @@ use serde_json::{json, Value};
 use common::broker::{Client, Vhost, Worker};
 use common::{default_config, Emulator, CORPID, SECRET};
 
+/// How long a scenario waits for its jobs to end: generous, and growing with the count.
+fn patience(jobs: usize) -> Duration {
+    Duration::from_secs(180 + jobs as u64 / 4)
+}
+
 fn job_count(short: usize) -> usize {
     std::env::var("WECOM_FAULT_JOBS")
         .ok()
@@ -218,8 +223,7 @@ async fn transient_faults() {
         })
         .collect();
     let ids = publish_all(&client, &jobs).await;
-    let (tally, collector) =
-        collect_with(&client, &ids, Duration::from_secs(120 + count as u64 / 10)).await;
+    let (tally, collector) = collect_with(&client, &ids, patience(count)).await;
     tally.print("transient-faults");
     assert_eq!(tally.lost, 0, "{tally:?}");
     assert_eq!(
@@ -264,7 +268,7 @@ async fn worker_kills() {
         victim.child.wait().unwrap();
         victim = Worker::start(&vhost, &emulator, &[]);
     }
-    let tally = collect(&client, &ids, Duration::from_secs(180)).await;
+    let tally = collect(&client, &ids, patience(count)).await;
     drop((steady, victim));
     let calls = emulator.calls_of("GetMediaData");
     let mut per_chunk: HashMap<(String, String), usize> = HashMap::new();
@@ -320,7 +324,7 @@ async fn sdk_aborts() {
     let ids = publish_all(&client, &jobs).await;
     let poison_ids: HashSet<String> = (0..poison.len()).map(|n| format!("poison-{n}")).collect();
     // The supervisor: restart whatever died, until every job has ended.
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let deadline = Instant::now() + patience(count);
     let mut restarts = 0;
     let mut collector = Collector::default();
     while Instant::now() < deadline && !ids.iter().all(|id| collector.ended(id)) {
@@ -434,7 +438,7 @@ async fn broker_restarts() {
         rabbitmqctl(&["await_startup"]);
     }
     let client = Client::connect(&vhost).await;
-    let tally = collect(&client, &ids, Duration::from_secs(240)).await;
+    let tally = collect(&client, &ids, patience(count)).await;
     tally.print("broker-restart");
     assert_eq!(tally.lost, 0, "{tally:?}");
     assert_eq!(tally.ok, count, "{tally:?}");
