@@ -252,6 +252,8 @@ mod tests {
         bytes: Vec<u8>,
         resume: Option<ResumePoint>,
         committed: bool,
+        /// Bytes the "disk" holds; appending past it fails as a full disk would.
+        capacity: Option<usize>,
     }
 
     impl PartialMedia for &mut MemoryPartial {
@@ -263,6 +265,12 @@ mod tests {
             Ok(())
         }
         fn append(&mut self, data: &[u8], next: Option<&str>) -> io::Result<()> {
+            if self
+                .capacity
+                .is_some_and(|cap| self.bytes.len() + data.len() > cap)
+            {
+                return Err(io::ErrorKind::StorageFull.into());
+            }
             self.bytes.extend_from_slice(data);
             self.resume = next.map(|next| ResumePoint {
                 next_index: next.into(),
@@ -432,6 +440,22 @@ mod tests {
         let err = download(fetch, &mut store, None, &quick()).unwrap_err();
         assert_eq!(err.info().class, ErrorClass::Permanent);
         assert_eq!(store.bytes.len(), 4, "only the first chunk was written");
+    }
+
+    #[test]
+    fn a_full_store_gives_the_partial_file_up_and_says_retry_later() {
+        let mut store = MemoryPartial {
+            capacity: Some(6),
+            ..MemoryPartial::default()
+        };
+        let err = download(server(3), &mut store, None, &quick()).unwrap_err();
+        assert_eq!(err.info().code, ProjectCode::MediaStoreIo.code());
+        assert!(err.info().retryable);
+        assert!(
+            store.bytes.is_empty() && store.resume.is_none(),
+            "its space is given back"
+        );
+        assert!(!store.committed);
     }
 
     #[test]
