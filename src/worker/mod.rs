@@ -158,12 +158,13 @@ async fn session(
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut health = tokio::time::interval(Duration::from_secs(2));
     let mut jobs = JoinSet::new();
+    let requeue = BasicNackOptions {
+        requeue: true,
+        ..BasicNackOptions::default()
+    };
     let ended = loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => permit.expect("the semaphore is never closed"),
-            _ = shutdown.cancelled() => break Ok(()),
-            _ = shared.session.cancelled() => break Err(anyhow::anyhow!("publishing failed")),
-        };
+        // The loop holds no permit while it waits for a delivery: a job waiting for every
+        // permit (below) must be able to get them when the queues are quiet.
         let next = tokio::select! {
             next = consumers.next() => next,
             _ = shutdown.cancelled() => break Ok(()),
@@ -177,28 +178,8 @@ async fn session(
                 continue;
             }
         };
-        match next {
-            Some((kind, Some(Ok(delivery)))) => {
-                let shared = Arc::clone(&shared);
-                let solo = delivery.redelivered && concurrency > 1;
-                let permits = Arc::clone(&permits);
-                jobs.spawn(async move {
-                    // A redelivered job may be one that killed a worker (the SDK aborts on
-                    // some inputs): it runs alone, so it cannot take other jobs down with it
-                    // again. It waits for every permit, holding none meanwhile (no deadlock);
-                    // the semaphore is fair, so jobs that come after it wait for it.
-                    let _held = if solo {
-                        drop(permit);
-                        permits
-                            .acquire_many_owned(concurrency as u32)
-                            .await
-                            .expect("never closed")
-                    } else {
-                        permit
-                    };
-                    handle_delivery(delivery, kind, shared).await;
-                });
-            }
+        let (kind, delivery) = match next {
+            Some((kind, Some(Ok(delivery)))) => (kind, delivery),
             Some((_, Some(Err(err)))) => {
                 break Err(anyhow::Error::new(err).context("consuming failed"))
             }
@@ -209,7 +190,29 @@ async fn session(
                 ))
             }
             None => break Err(anyhow::anyhow!("no consumer left")),
-        }
+        };
+        // A redelivered job may be one that killed a worker (the SDK aborts on some inputs): it
+        // runs alone, so it cannot take other jobs down with it again. It waits for every permit;
+        // the semaphore is fair, so the jobs after it wait for it, and nothing holds a permit
+        // while waiting for more (no deadlock).
+        let wanted = if delivery.redelivered {
+            concurrency as u32
+        } else {
+            1
+        };
+        let held = tokio::select! {
+            held = Arc::clone(&permits).acquire_many_owned(wanted) => held.expect("the semaphore is never closed"),
+            _ = shutdown.cancelled() => {
+                let _ = delivery.nack(requeue).await;
+                break Ok(());
+            }
+            _ = shared.session.cancelled() => break Err(anyhow::anyhow!("publishing failed")),
+        };
+        let shared = Arc::clone(&shared);
+        jobs.spawn(async move {
+            handle_delivery(delivery, kind, shared).await;
+            drop(held);
+        });
         // Reap finished jobs so the set does not grow.
         while jobs.try_join_next().is_some() {}
     };
