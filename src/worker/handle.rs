@@ -129,7 +129,19 @@ where
     let settled = AssertUnwindSafe(work.instrument(span.clone()))
         .catch_unwind()
         .await;
-    let _entered = span.enter();
+    // The span goes with the future (`instrument`), never entered across an await: a task may
+    // move between threads, and an entered span would then corrupt the subscriber's span stack.
+    acknowledge(&delivery, settled, &shared.session)
+        .instrument(span)
+        .await;
+}
+
+/// Acks a settled job; releases any other for redelivery.
+async fn acknowledge(
+    delivery: &Delivery,
+    settled: Result<Result<(), PublishError>, Box<dyn std::any::Any + Send>>,
+    session: &CancellationToken,
+) {
     match settled {
         Ok(Ok(())) => {
             if let Err(err) = delivery.ack(BasicAckOptions::default()).await {
@@ -139,7 +151,7 @@ where
         }
         Ok(Err(err)) => {
             if matches!(err, PublishError::Broker(_)) {
-                shared.session.cancel();
+                session.cancel();
             }
             tracing::warn!(error = %err, "job not settled; released for redelivery");
         }
