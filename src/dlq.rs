@@ -2,11 +2,14 @@
 //!
 //! A dead letter is the job as it was published, with headers saying why it died
 //! ([`crate::worker::headers`]). Dead letters are read with `basic.get` and held unacked while
-//! the command runs; what a command does not consume goes back to the queue, in order, when
-//! its channel closes. Replay republishes to the jobs exchange with the attempts reset, waits
-//! for the broker's confirm, and only then acks the dead copy: a replay never loses a job.
+//! the command runs; what a command does not consume it gives back, in order, and it returns
+//! only once they are in the queue again, so a `list` followed at once by a `replay` sees
+//! them all. Replay republishes to the jobs exchange with the attempts reset, waits for the
+//! broker's confirm, and only then acks the dead copy: a replay never loses a job.
 
-use lapin::options::{BasicAckOptions, BasicGetOptions};
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
 use lapin::{BasicProperties, Channel};
 
 use serde::Serialize;
@@ -118,6 +121,53 @@ async fn fetch_all(channel: &Channel, kind: JobKind) -> lapin::Result<Vec<Fetche
     Ok(all)
 }
 
+/// How long [`give_back`] waits for the queue to show the returned dead letters again.
+const GIVE_BACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Returns every dead letter still held on `channel` to its queue and waits until the queue
+/// counts them again. A requeue is asynchronous in the broker (a quorum queue applies it
+/// through its log), and a command that returned before it landed would let the next
+/// command, or an operator's depth check, miss those letters.
+async fn give_back(channel: &Channel, kind: JobKind, held: usize) -> lapin::Result<()> {
+    if held == 0 {
+        return Ok(());
+    }
+    // Tag 0 with `multiple` covers every unacked delivery on the channel.
+    channel
+        .basic_nack(
+            0,
+            BasicNackOptions {
+                multiple: true,
+                requeue: true,
+            },
+        )
+        .await?;
+    let queue = dead_queue(kind);
+    let deadline = Instant::now() + GIVE_BACK_TIMEOUT;
+    loop {
+        let depth = channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await?
+            .message_count();
+        // Dead queues have no consumers, so the depth only grows while we wait.
+        if depth as usize >= held {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(queue = %queue, held, depth, "returned dead letters not yet counted");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn select(all: Vec<Fetched>, filter: &Filter) -> Vec<Fetched> {
     all.into_iter()
         .filter(|f| {
@@ -135,7 +185,10 @@ pub async fn list(
     kind: JobKind,
     filter: &Filter,
 ) -> lapin::Result<Vec<DeadLetter>> {
-    let selected = select(fetch_all(channel, kind).await?, filter);
+    let all = fetch_all(channel, kind).await?;
+    let held = all.len();
+    let selected = select(all, filter);
+    give_back(channel, kind, held).await?;
     Ok(selected.into_iter().map(|f| f.letter).collect())
 }
 
@@ -156,7 +209,9 @@ pub async fn replay(
     filter: &Filter,
     dry_run: bool,
 ) -> Result<Vec<DeadLetter>, ReplayError> {
-    let selected = select(fetch_all(channel, kind).await?, filter);
+    let all = fetch_all(channel, kind).await?;
+    let mut held = all.len();
+    let selected = select(all, filter);
     let mut done = Vec::new();
     for fetched in selected {
         if !dry_run {
@@ -168,9 +223,11 @@ pub async fn replay(
             channel
                 .basic_ack(fetched.delivery_tag, BasicAckOptions::default())
                 .await?;
+            held -= 1;
         }
         done.push(fetched.letter);
     }
+    give_back(channel, kind, held).await?;
     Ok(done)
 }
 
@@ -181,16 +238,20 @@ pub async fn purge(
     filter: &Filter,
     dry_run: bool,
 ) -> lapin::Result<Vec<DeadLetter>> {
-    let selected = select(fetch_all(channel, kind).await?, filter);
+    let all = fetch_all(channel, kind).await?;
+    let mut held = all.len();
+    let selected = select(all, filter);
     let mut done = Vec::new();
     for fetched in selected {
         if !dry_run {
             channel
                 .basic_ack(fetched.delivery_tag, BasicAckOptions::default())
                 .await?;
+            held -= 1;
         }
         done.push(fetched.letter);
     }
+    give_back(channel, kind, held).await?;
     Ok(done)
 }
 

@@ -291,8 +291,8 @@ pub fn dlq(command: DlqCommand, out: &mut JsonLines) -> anyhow::Result<ExitCode>
             letters.len(),
             kind.name()
         );
-        // Closing returns every dead letter this command held but did not consume. Everything
-        // this command did is confirmed by now, so a failing close changes nothing.
+        // The dead letters this command did not consume are back in their queue by now, and
+        // everything it did is confirmed, so a failing close changes nothing.
         if let Err(err) = connection.close(200, "done".into()).await {
             tracing::debug!(error = %err, "closing the connection");
         }
