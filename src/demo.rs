@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::JsonLines;
 use crate::job::JobKind;
+use crate::worker::connection::Broker;
 use crate::worker::publisher::Publisher;
 use crate::worker::topology::{dead_queue, result_queue, JOBS_EXCHANGE};
 use crate::worker::{self, AmqpArgs, TopologyArgs, WorkerConfig};
@@ -110,7 +111,9 @@ async fn demo(
     };
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(worker::run(config, shutdown.clone()));
-    let connection = worker::connect(&args.amqp.amqp_url, "wecom-archive demo").await?;
+    let connection = Broker::from_args(&args.amqp)?
+        .connect("wecom-archive demo")
+        .await?;
     let channel = connection.create_channel().await?;
     wait_for_topology(&connection).await?;
     let publisher = Publisher::open(&connection).await?;

@@ -153,9 +153,7 @@ async fn collect_with(
 }
 
 fn chat_job(id: &str) -> Value {
-    json!({"job_id": id, "corpid": CORPID, "secret": SECRET, "limit": 2,
-        "private_keys": [{"publickey_ver": 1, "private_key": common::fixture("keys/v1.pem")},
-                         {"publickey_ver": 2, "private_key": common::fixture("keys/v2.pem")}]})
+    common::inline_job(json!({"job_id": id, "limit": 2}))
 }
 
 fn media_job(id: &str, sdkfileid: &str) -> Value {

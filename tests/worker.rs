@@ -13,24 +13,9 @@ use lapin::BasicProperties;
 use serde_json::{json, Value};
 
 use common::broker::{assert_all_valid, Client, Vhost, Worker};
-use common::{default_config, Emulator, CORPID, SECRET};
+use common::{default_config, inline_job, Emulator, CORPID, SECRET};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn inline_job(extra: Value) -> Value {
-    let mut job = json!({
-        "corpid": CORPID,
-        "secret": SECRET,
-        "private_keys": [
-            {"publickey_ver": 1, "private_key": common::fixture("keys/v1.pem")},
-            {"publickey_ver": 2, "private_key": common::fixture("keys/v2.pem")},
-        ],
-    });
-    job.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    job
-}
 
 fn bytes(job: &Value) -> Vec<u8> {
     serde_json::to_vec(job).unwrap()

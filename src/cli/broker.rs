@@ -11,6 +11,7 @@ use super::credentials::{read_secret_file, KeyArg};
 use super::output::JsonLines;
 use crate::dlq::{self, Filter};
 use crate::job::JobKind;
+use crate::worker::connection::Broker;
 use crate::worker::publisher::Publisher;
 use crate::worker::topology::{self, JOBS_EXCHANGE};
 use crate::worker::{self, AmqpArgs, TopologyArgs, WorkerConfig};
@@ -149,7 +150,9 @@ async fn wait_for_signal() {
 pub fn topology(command: TopologyCommand, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
     let TopologyCommand::Apply { amqp, topology } = command;
     runtime()?.block_on(async {
-        let connection = worker::connect(&amqp.amqp_url, "wecom-archive topology").await?;
+        let connection = Broker::from_args(&amqp)?
+            .connect("wecom-archive topology")
+            .await?;
         let channel = connection.create_channel().await?;
         topology::declare(&channel, &topology.spec()).await?;
         connection.close(200, "done".into()).await?;
@@ -224,7 +227,9 @@ pub fn publish(command: PublishCommand, out: &mut JsonLines) -> anyhow::Result<E
     };
     let (job_id, body) = job_body(&corp, fields)?;
     runtime()?.block_on(async {
-        let connection = worker::connect(&amqp.amqp_url, "wecom-archive publish").await?;
+        let connection = Broker::from_args(&amqp)?
+            .connect("wecom-archive publish")
+            .await?;
         let publisher = Publisher::open(&connection).await?;
         let mut properties = lapin::BasicProperties::default()
             .with_content_type("application/json".into())
@@ -256,7 +261,9 @@ pub fn dlq(command: DlqCommand, out: &mut JsonLines) -> anyhow::Result<ExitCode>
             code: args.code,
             count: args.count,
         };
-        let connection = worker::connect(&args.amqp.amqp_url, "wecom-archive dlq").await?;
+        let connection = Broker::from_args(&args.amqp)?
+            .connect("wecom-archive dlq")
+            .await?;
         let channel = connection.create_channel().await?;
         let letters = match &command {
             DlqCommand::List(_) | DlqCommand::Show(_) => dlq::list(&channel, kind, &filter).await?,

@@ -10,7 +10,7 @@ use clap::Args;
 use super::topology::TopologySpec;
 use crate::job::retry::RetryPolicy;
 
-/// The broker a command talks to.
+/// The broker a command talks to ([`super::connection::Broker`] reads the files).
 #[derive(Clone, Args)]
 pub struct AmqpArgs {
     /// The broker, amqp:// or amqps://.
@@ -20,6 +20,15 @@ pub struct AmqpArgs {
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
     pub amqp_url: String,
+    /// PEM certificates trusted for an amqps:// broker, besides the system's.
+    #[arg(long, env = "WECOM_AMQP_CA_FILE")]
+    pub amqp_ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) shown to an amqps:// broker that asks for one.
+    #[arg(long, env = "WECOM_AMQP_CLIENT_CERT", requires = "amqp_client_key")]
+    pub amqp_client_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the client certificate.
+    #[arg(long, env = "WECOM_AMQP_CLIENT_KEY", requires = "amqp_client_cert")]
+    pub amqp_client_key: Option<PathBuf>,
 }
 
 /// What the worker and `topology apply` must agree on: the broker refuses to declare a queue

@@ -9,6 +9,7 @@
 //! runs, and returns. A failing publisher ends the session like a failing consumer.
 
 pub mod config;
+pub mod connection;
 pub mod handle;
 pub mod headers;
 pub mod publisher;
@@ -22,7 +23,7 @@ use futures_util::stream::{SelectAll, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties, Consumer};
+use lapin::Consumer;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,7 @@ use crate::job::JobKind;
 use crate::media::{ChunkRetry, FsStore};
 use crate::sdk::FinanceSdk;
 pub use config::{AmqpArgs, TopologyArgs, WorkerConfig};
+use connection::Broker;
 use handle::{handle_delivery, Shared};
 use publisher::Publisher;
 
@@ -45,6 +47,7 @@ const FIRST_PAUSE: Duration = Duration::from_millis(500);
 
 /// Runs the worker until `shutdown` is cancelled.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let broker = Broker::from_args(&config.amqp)?;
     let sdk = FinanceSdk::load(&config.lib)?;
     let corps = match &config.corps_file {
         Some(path) => CorpDirectory::load(path, config.inline_credentials)?,
@@ -65,7 +68,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     });
     let mut pause = FIRST_PAUSE;
     loop {
-        match session(&config, &ctx, &shutdown, &mut pause).await {
+        match session(&broker, &config, &ctx, &shutdown, &mut pause).await {
             Ok(()) => return Ok(()),
             Err(err) if shutdown.is_cancelled() => {
                 tracing::info!(error = %err, "stopped");
@@ -83,28 +86,20 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     }
 }
 
-pub async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(url, properties)
-        .await
-        .with_context(|| format!("cannot connect to the broker ({name})"))
-}
-
 /// A delivery, or the end of a consumer (`None`: the broker cancelled it).
 type Next = (JobKind, Option<lapin::Result<Delivery>>);
 
 /// One connected stretch: from connecting to a lost connection (Err) or a shutdown (Ok).
 async fn session(
+    broker: &Broker,
     config: &WorkerConfig,
     ctx: &Arc<JobContext<FsStore>>,
     shutdown: &CancellationToken,
     pause: &mut Duration,
 ) -> anyhow::Result<()> {
     let setup = async {
-        let consumer_conn =
-            connect(&config.amqp.amqp_url, "wecom-archive worker (consume)").await?;
-        let publisher_conn =
-            connect(&config.amqp.amqp_url, "wecom-archive worker (publish)").await?;
+        let consumer_conn = broker.connect("wecom-archive worker (consume)").await?;
+        let publisher_conn = broker.connect("wecom-archive worker (publish)").await?;
         let channel = consumer_conn.create_channel().await?;
         if !config.no_declare {
             topology::declare(&channel, &config.topology.spec()).await?;

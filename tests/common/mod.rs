@@ -8,11 +8,13 @@
 pub mod broker;
 pub mod real_sdk;
 pub mod schemas;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use secrecy::SecretString;
+use serde_json::{json, Value};
 use wecom_archive::keys::KeyRing;
 use wecom_archive::sdk::{FinanceSdk, SdkHandle};
 
@@ -77,6 +79,22 @@ pub fn fixture_path(name: &str) -> PathBuf {
 
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(fixture_path(name)).expect("fixture exists")
+}
+
+/// A job for the emulator's default corp with its credentials inline, plus the fields of `extra`.
+pub fn inline_job(extra: Value) -> Value {
+    let mut job = json!({
+        "corpid": CORPID,
+        "secret": SECRET,
+        "private_keys": [
+            {"publickey_ver": 1, "private_key": fixture("keys/v1.pem")},
+            {"publickey_ver": 2, "private_key": fixture("keys/v2.pem")},
+        ],
+    });
+    job.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    job
 }
 
 /// The private keys of the emulator's default corp, versions 1 and 2.
