@@ -25,6 +25,8 @@ mod common;
 
 use common::{CORPID, SECRET};
 
+mod support;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(pos) = args.iter().position(|a| a == "--media-child") {
@@ -32,7 +34,7 @@ fn main() {
         return;
     }
     let quick = std::env::var_os("BENCH_QUICK").is_some();
-    let openssl = openssl_rsa2048_private_ops();
+    let openssl = support::openssl_rsa2048_private_ops();
     println!("reference openssl_speed_rsa2048_private_ops_per_s={openssl:.0}");
     decrypt_bench(openssl, if quick { 300 } else { 3000 });
     media_bench(if quick { 64 << 20 } else { 1 << 30 });
@@ -40,21 +42,6 @@ fn main() {
 
 fn emulator() -> Arc<FinanceSdk> {
     FinanceSdk::load(&common::emulator_lib()).unwrap()
-}
-
-/// `openssl speed rsa2048` on one core: private-key (sign) operations per second.
-fn openssl_rsa2048_private_ops() -> f64 {
-    let output = Command::new("openssl")
-        .args(["speed", "-seconds", "3", "rsa2048"])
-        .output()
-        .expect("openssl is installed");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("rsa 2048 bits"))
-        .unwrap_or_else(|| panic!("unexpected openssl output:\n{text}"));
-    // rsa 2048 bits 0.000369s 0.000022s   2712.1  44798.0
-    line.split_whitespace().nth(5).unwrap().parse().unwrap()
 }
 
 fn messages(sdk: &Arc<FinanceSdk>, count: usize) -> Vec<EncryptedMessage> {
@@ -133,11 +120,16 @@ fn media_bench(size: u64) {
         .trim()
         .parse()
         .unwrap();
+    let rate = size as f64 / elapsed.as_secs_f64();
+    let reference = support::disk_write_md5_rate(dir.path(), size);
     println!(
-        "workload=media file_bytes={size} seconds={:.2} mb_per_s={:.0} peak_rss_mib={:.1} (target <= 64)",
+        "workload=media file_bytes={size} seconds={:.2} mb_per_s={:.0} disk_write_md5_mb_per_s={:.0} \
+         ratio_to_disk={:.2} peak_rss_mib={:.1} (target <= 64)",
         elapsed.as_secs_f64(),
-        size as f64 / 1e6 / elapsed.as_secs_f64().max(f64::EPSILON),
-        peak_kib as f64 / 1024.0
+        rate / 1e6,
+        reference / 1e6,
+        rate / reference,
+        support::mib(peak_kib),
     );
 }
 
@@ -165,7 +157,5 @@ fn media_child(size: u64, out: &Path) {
     )
     .unwrap();
     assert_eq!(report.size, size);
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let hwm = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    println!("{}", hwm.split_whitespace().nth(1).unwrap());
+    println!("{}", support::memory_kib(std::process::id(), "VmHWM:"));
 }

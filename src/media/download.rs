@@ -14,6 +14,9 @@
 //! from the start, and the report says whether the second copy matched.
 
 use std::io;
+use std::panic::resume_unwind;
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -101,7 +104,7 @@ impl DownloadError {
 
 /// Downloads one file into `partial` with `fetch(index)` (one `GetMediaData` call), then
 /// commits it to the store.
-pub fn download<P: PartialMedia>(
+pub fn download<P: PartialMedia + Send>(
     mut fetch: impl FnMut(&str) -> Result<MediaChunk, SdkError>,
     mut partial: P,
     expected_md5: Option<&str>,
@@ -152,7 +155,12 @@ struct Pass {
 }
 
 /// Streams from the partial's resume point (or the start) to the last chunk.
-fn stream<P: PartialMedia>(
+///
+/// Three stages run at once, so that a file streams at the pace of its slowest stage rather
+/// than of all of them added up: this thread fetches chunk n+1 while one helper hashes chunk n
+/// with MD5 and another hashes it with SHA-256 and writes it. Queues of one chunk between them
+/// keep memory at a few chunks whatever the file size.
+fn stream<P: PartialMedia + Send>(
     fetch: &mut impl FnMut(&str) -> Result<MediaChunk, SdkError>,
     partial: &mut P,
     retry: &ChunkRetry,
@@ -169,37 +177,75 @@ fn stream<P: PartialMedia>(
         }
         None => (String::new(), 0),
     };
-    let mut chunks = 0;
-    loop {
-        let chunk = fetch_chunk(fetch, &index, retry)?;
-        if let Some(next) = &chunk.next_index {
-            // Checked before anything is written: a library that does not move forward would
-            // otherwise grow the file for ever.
-            if !moves_forward(&index, next) {
-                return Err(DownloadError::Sdk {
-                    source: SdkError::MalformedResponse {
-                        op: SdkOp::GetMediaData,
-                        reason: format!("the next index {next:?} does not move past {index:?}"),
-                    },
-                    index,
-                });
+    thread::scope(|scope| {
+        let (to_md5, md5_queue) = sync_channel::<Arc<Vec<u8>>>(1);
+        let (to_store, store_queue) = sync_channel::<(Arc<Vec<u8>>, Option<String>)>(1);
+        let md5_stage = scope.spawn(move || {
+            for data in md5_queue {
+                md5.update(&*data);
             }
-        }
-        chunks += 1;
-        md5.update(&chunk.data);
-        sha256.update(&chunk.data);
-        size += chunk.data.len() as u64;
-        partial.append(&chunk.data, chunk.next_index.as_deref())?;
-        match chunk.next_index {
-            Some(next) => index = next,
-            None => break,
-        }
-    }
-    Ok(Pass {
-        size,
-        md5: hex::encode(md5.finalize()),
-        sha256: hex::encode(sha256.finalize()),
-        chunks,
+            md5
+        });
+        let store_stage = scope.spawn(move || -> io::Result<Sha256> {
+            for (data, next) in store_queue {
+                sha256.update(&*data);
+                partial.append(&data, next.as_deref())?;
+            }
+            Ok(sha256)
+        });
+        let mut chunks = 0;
+        let fetched = loop {
+            let chunk = match fetch_chunk(fetch, &index, retry) {
+                Ok(chunk) => chunk,
+                Err(err) => break Err(err),
+            };
+            if let Some(next) = &chunk.next_index {
+                // Checked before anything is written: a library that does not move forward
+                // would otherwise grow the file for ever.
+                if !moves_forward(&index, next) {
+                    break Err(DownloadError::Sdk {
+                        source: SdkError::MalformedResponse {
+                            op: SdkOp::GetMediaData,
+                            reason: format!("the next index {next:?} does not move past {index:?}"),
+                        },
+                        index,
+                    });
+                }
+            }
+            chunks += 1;
+            size += chunk.data.len() as u64;
+            let data = Arc::new(chunk.data);
+            // The store stage hangs up only when it failed; its error is reported below.
+            if to_store
+                .send((data.clone(), chunk.next_index.clone()))
+                .is_err()
+            {
+                break Ok(());
+            }
+            to_md5
+                .send(data)
+                .expect("the MD5 stage runs until its queue closes");
+            match chunk.next_index {
+                Some(next) => index = next,
+                None => break Ok(()),
+            }
+        };
+        drop((to_md5, to_store));
+        let md5 = md5_stage
+            .join()
+            .unwrap_or_else(|panic| resume_unwind(panic));
+        let stored = store_stage
+            .join()
+            .unwrap_or_else(|panic| resume_unwind(panic));
+        // A store error wins: a full disk is handled apart from a failing chunk.
+        let sha256 = stored?;
+        fetched?;
+        Ok(Pass {
+            size,
+            md5: hex::encode(md5.finalize()),
+            sha256: hex::encode(sha256.finalize()),
+            chunks,
+        })
     })
 }
 

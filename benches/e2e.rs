@@ -1,0 +1,229 @@
+//! End-to-end benchmark of the worker (not a test: it prints figures and asserts nothing about
+//! time). The real worker binary runs as separate processes against the local RabbitMQ (a
+//! vhost per workload) and the emulator; each figure comes with its reference, measured in the
+//! same run:
+//!
+//! - chat catch-up: 100 jobs of 1,000 messages published at once, one worker; messages/s
+//!   against cores x `openssl speed rsa2048` (target >= 0.6), and p50/p99 job latency from
+//!   publish to the result in its queue;
+//! - scaling: the same with two workers, and with the emulator adding 50 ms to every network
+//!   call (target: within 20% of without);
+//! - media: a 1 GiB file, and 200 files of 100 KiB; MB/s against this disk's write-plus-MD5
+//!   rate (target >= 0.8), files/s, and the worker's peak RSS (target <= 64 MiB);
+//! - idle: time from start to consuming, and the RSS of a connected idle worker (target <= 30
+//!   MiB).
+//!
+//! `scripts/bench` runs it (with the SDK benchmark, `benches/sdk.rs`); `BENCH_QUICK=1` runs a
+//! short form that CI uses to keep it working.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::options::BasicConsumeOptions;
+use lapin::types::FieldTable;
+use lapin::BasicProperties;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+mod support;
+
+use common::broker::{Client, Vhost, Worker};
+use common::{default_config, inline_job, Emulator, CORPID, SECRET};
+use support::{memory_kib, mib};
+
+/// How long a workload may take before the benchmark gives up on it.
+const PATIENCE: Duration = Duration::from_secs(600);
+
+fn main() {
+    let quick = std::env::var_os("BENCH_QUICK").is_some();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let openssl = support::openssl_rsa2048_private_ops();
+    println!("reference openssl_speed_rsa2048_private_ops_per_s={openssl:.0} cores={cores}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        idle().await;
+        let jobs = if quick { 10 } else { 100 };
+        let limit = openssl * cores as f64;
+        let plain = chat("chat", jobs, 1, 0, limit).await;
+        chat("chat-2-workers", jobs, 2, 0, limit).await;
+        let slow = chat("chat-50ms-latency", jobs, 1, 50, limit).await;
+        println!(
+            "workload=chat-latency-hidden ratio={:.2} (target >= 0.80)",
+            slow / plain
+        );
+        media("media-large", 1, if quick { 64 << 20 } else { 1 << 30 }).await;
+        media("media-small", if quick { 40 } else { 200 }, 100 << 10).await;
+    });
+}
+
+/// A worker for the benchmark: logs at `warn` (the harness default is `debug`) and no emulator
+/// call log (the emulator would write a line per message).
+fn start_worker(vhost: &Vhost, emulator: &Emulator, extra: &[&str]) -> Worker {
+    Worker::start_with_env(
+        vhost,
+        emulator,
+        extra,
+        &[
+            ("RUST_LOG", "warn"),
+            ("WECOM_EMULATOR_CALL_LOG", "/dev/null"),
+        ],
+    )
+}
+
+async fn idle() {
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let start = Instant::now();
+    let worker = start_worker(&vhost, &emulator, &[]);
+    let to_consuming = start.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = memory_kib(worker.child.id(), "VmRSS:");
+    println!(
+        "workload=idle start_to_consuming_ms={} rss_mib={:.1} (target <= 30)",
+        to_consuming.as_millis(),
+        mib(rss)
+    );
+}
+
+/// The fields of a result the benchmark reads.
+#[derive(Deserialize)]
+struct ResultSummary {
+    job_id: String,
+    status: String,
+    #[serde(default)]
+    messages: Vec<serde::de::IgnoredAny>,
+    #[serde(default)]
+    size: u64,
+}
+
+/// Publishes `jobs` (id, body) at once to `kind` and waits for a result of each in `queue`.
+/// Returns the time from the first publish to the last result, and each job's latency.
+async fn run_jobs(
+    client: &Client,
+    kind: &str,
+    queue: &str,
+    jobs: Vec<(String, Value)>,
+) -> (Duration, Vec<Duration>, Vec<ResultSummary>) {
+    let mut consumer = client
+        .channel
+        .basic_consume(
+            queue.into(),
+            "bench".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let bodies: Vec<(String, Vec<u8>)> = jobs
+        .into_iter()
+        .map(|(id, job)| (id, serde_json::to_vec(&job).unwrap()))
+        .collect();
+    let start = Instant::now();
+    let mut published = HashMap::new();
+    for (id, body) in &bodies {
+        client
+            .publish_job(kind, body, BasicProperties::default())
+            .await;
+        published.insert(id.clone(), Instant::now());
+    }
+    // Results are only read after the clock stops: parsing them would compete with the worker.
+    let mut arrived = Vec::with_capacity(bodies.len());
+    let deadline = start + PATIENCE;
+    while arrived.len() < bodies.len() {
+        let next = tokio::time::timeout_at(deadline.into(), consumer.next())
+            .await
+            .unwrap_or_else(|_| panic!("{} of {} results", arrived.len(), bodies.len()))
+            .expect("the consumer is open")
+            .unwrap();
+        arrived.push((Instant::now(), next.data));
+    }
+    let elapsed = start.elapsed();
+    let mut latencies = Vec::new();
+    let mut summaries = Vec::new();
+    for (at, data) in arrived {
+        let summary: ResultSummary = serde_json::from_slice(&data).unwrap();
+        assert_eq!(summary.status, "ok", "{}", String::from_utf8_lossy(&data));
+        latencies.push(at - published[&summary.job_id]);
+        summaries.push(summary);
+    }
+    latencies.sort();
+    (elapsed, latencies, summaries)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Chat catch-up: `jobs` jobs of 1,000 messages through `workers` workers, with `latency_ms`
+/// added to each network call of the emulator. Returns messages per second.
+async fn chat(name: &str, jobs: u64, workers: usize, latency_ms: u64, limit: f64) -> f64 {
+    let mut config = default_config();
+    config.corps[0].message_count = jobs * 1000;
+    config.corps[0].faults.get_chat_data.latency_ms = latency_ms;
+    config.corps[0].faults.get_media_data.latency_ms = latency_ms;
+    let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
+    let _workers: Vec<Worker> = (0..workers)
+        .map(|_| start_worker(&vhost, &emulator, &[]))
+        .collect();
+    let client = Client::connect(&vhost).await;
+    let batch = (0..jobs)
+        .map(|i| {
+            let id = format!("{name}-{i}");
+            let job = inline_job(json!({"job_id": id, "seq": i * 1000, "limit": 1000}));
+            (id, job)
+        })
+        .collect();
+    let (elapsed, latencies, results) =
+        run_jobs(&client, "fetch-chatdata", "chatdata-results", batch).await;
+    let messages: usize = results.iter().map(|r| r.messages.len()).sum();
+    assert_eq!(messages as u64, jobs * 1000);
+    let rate = messages as f64 / elapsed.as_secs_f64();
+    println!(
+        "workload={name} jobs={jobs} messages={messages} workers={workers} sdk_latency_ms={latency_ms} \
+         seconds={:.2} messages_per_s={rate:.0} ratio_to_cores_x_openssl={:.2} \
+         job_latency_p50_ms={} job_latency_p99_ms={} (target ratio >= 0.60)",
+        elapsed.as_secs_f64(),
+        rate / limit,
+        percentile(&latencies, 0.5).as_millis(),
+        percentile(&latencies, 0.99).as_millis(),
+    );
+    rate
+}
+
+/// Media: `files` files of `size` bytes through one fresh worker, whose peak RSS is read at the
+/// end.
+async fn media(name: &str, files: u64, size: u64) {
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let worker = start_worker(&vhost, &emulator, &[]);
+    let reference = support::disk_write_md5_rate(emulator.dir.path(), (files * size).max(64 << 20));
+    let client = Client::connect(&vhost).await;
+    let batch = (0..files)
+        .map(|i| {
+            let id = format!("{name}-{i}");
+            let sdkfileid = emulator::media_file_id(size, i + 1, 7);
+            let job =
+                json!({"job_id": id, "corpid": CORPID, "secret": SECRET, "sdkfileid": sdkfileid});
+            (id, job)
+        })
+        .collect();
+    let (elapsed, _, results) = run_jobs(&client, "fetch-media", "media-results", batch).await;
+    assert!(results.iter().all(|r| r.size == size));
+    let peak = memory_kib(worker.child.id(), "VmHWM:");
+    let rate = (files * size) as f64 / elapsed.as_secs_f64();
+    println!(
+        "workload={name} files={files} file_bytes={size} seconds={:.2} mb_per_s={:.0} files_per_s={:.1} \
+         disk_write_md5_mb_per_s={:.0} ratio_to_disk={:.2} worker_peak_rss_mib={:.1} \
+         (targets ratio >= 0.80, peak <= 64)",
+        elapsed.as_secs_f64(),
+        rate / 1e6,
+        files as f64 / elapsed.as_secs_f64(),
+        reference / 1e6,
+        rate / reference,
+        mib(peak),
+    );
+}

@@ -1,0 +1,63 @@
+//! What the benchmarks share: the references each ratio is taken against, measured in the same
+//! run on the same machine, and a process's memory as the kernel counts it.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use md5::{Digest, Md5};
+
+/// `openssl speed rsa2048` on one core: private-key (sign) operations per second.
+pub fn openssl_rsa2048_private_ops() -> f64 {
+    let output = Command::new("openssl")
+        .args(["speed", "-seconds", "3", "rsa2048"])
+        .output()
+        .expect("openssl is installed");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("rsa 2048 bits"))
+        .unwrap_or_else(|| panic!("unexpected openssl output:\n{text}"));
+    // rsa 2048 bits 0.000369s 0.000022s   2712.1  44798.0
+    line.split_whitespace().nth(5).unwrap().parse().unwrap()
+}
+
+/// Bytes per second at which this machine writes `size` bytes to a new file in `dir` while
+/// hashing them with MD5, then fsyncs it: what a media download must do at the least, in the
+/// same 512 KiB pieces.
+pub fn disk_write_md5_rate(dir: &Path, size: u64) -> f64 {
+    let path = dir.join("reference.bin");
+    let chunk: Vec<u8> = (0..512 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let start = Instant::now();
+    let mut file = std::fs::File::create(&path).unwrap();
+    let mut md5 = Md5::new();
+    let mut written = 0;
+    while written < size {
+        let n = chunk.len().min((size - written) as usize);
+        md5.update(&chunk[..n]);
+        file.write_all(&chunk[..n]).unwrap();
+        written += n as u64;
+    }
+    file.sync_all().unwrap();
+    std::hint::black_box(md5.finalize());
+    let rate = size as f64 / start.elapsed().as_secs_f64();
+    std::fs::remove_file(&path).unwrap();
+    rate
+}
+
+/// A field of `/proc/<pid>/status` in KiB: `VmRSS` (now) or `VmHWM` (peak).
+pub fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+pub fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
