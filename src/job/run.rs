@@ -10,6 +10,7 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 use super::contract::{
     ChatPageResult, ChatdataJob, Envelope, JobKind, MediaJob, MediaResult, NetRef,
@@ -30,6 +31,11 @@ pub struct JobContext<S> {
     /// Files up to this size may be returned inline (base64) when a job asks.
     pub inline_max_bytes: u64,
     pub chunk_retry: ChunkRetry,
+    /// The gate a page passes to be decrypted; one permit. A page already spreads over every
+    /// core, so pages decrypting side by side would gain nothing and would all finish late
+    /// together; one at a time (in arrival order: the semaphore is fair), they finish one
+    /// after another while the other jobs fetch and publish.
+    pub decrypting: Semaphore,
 }
 
 /// Where a job comes from, as the transport knows it.
@@ -182,6 +188,7 @@ async fn run_chatdata<S>(job: ChatdataJob, meta: &JobMeta, ctx: &Arc<JobContext<
                 Arc::clone(&corp),
                 Arc::clone(&page),
             );
+            let _turn = ctx.decrypting.acquire().await.expect("never closed");
             in_blocking_thread(move || decrypt_page(&sdk, &corp.keys, &page)).await
         };
         // The official advice for 10008 is to retry: the whole page goes round again, unless

@@ -65,6 +65,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         store: FsStore::new(&config.media_dir),
         inline_max_bytes: config.inline_max_bytes,
         chunk_retry: ChunkRetry::default(),
+        decrypting: Semaphore::new(1),
     });
     let mut pause = FIRST_PAUSE;
     loop {

@@ -139,6 +139,9 @@ impl Emulator {
             config_path,
         };
         // One process per test (nextest): nothing else in this process reads the environment.
+        // A benchmark makes several emulators in turn: an earlier one's configuration must not
+        // stay behind for a later one's processes.
+        std::env::remove_var("WECOM_EMULATOR_CONFIG");
         for (key, value) in emulator.env() {
             std::env::set_var(key, value);
         }
