@@ -34,6 +34,9 @@ pub enum ProjectCode {
     InlineCredentialsRefused = 20303,
     /// An inline private key is unusable (not PEM, wrong size, corrupt).
     InvalidPrivateKey = 20304,
+    /// The job reached the broker's delivery limit unsettled: each delivery ended with its
+    /// worker dying (an SDK abort) or losing the broker. It is not run again.
+    DeliveryLimitReached = 20305,
 }
 
 impl ProjectCode {
@@ -54,6 +57,7 @@ impl ProjectCode {
             Self::UnknownCorp => "unknown_corp",
             Self::InlineCredentialsRefused => "inline_credentials_refused",
             Self::InvalidPrivateKey => "invalid_private_key",
+            Self::DeliveryLimitReached => "delivery_limit_reached",
         }
     }
 }
@@ -142,6 +146,7 @@ mod tests {
             ProjectCode::UnknownCorp,
             ProjectCode::InlineCredentialsRefused,
             ProjectCode::InvalidPrivateKey,
+            ProjectCode::DeliveryLimitReached,
         ] {
             assert!((20000..30000).contains(&code.code()), "{code:?}");
         }

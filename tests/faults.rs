@@ -345,6 +345,15 @@ async fn sdk_aborts() {
         poison_ids.len(),
         "each poison job is dead-lettered: {tally:?}"
     );
+    // Regression (issue 4): a poison job used to reach the dead-letter queue through the
+    // broker's delivery limit, with no failure result and no error headers.
+    for id in &poison_ids {
+        let failure = &collector.results[id];
+        assert_eq!(
+            failure["error"]["name"], "delivery_limit_reached",
+            "{failure}"
+        );
+    }
     assert!(
         restarts >= poison_ids.len(),
         "the poison jobs killed workers"

@@ -34,6 +34,11 @@ pub struct Shared<S> {
     pub ctx: Arc<JobContext<S>>,
     pub publisher: Publisher,
     pub policy: RetryPolicy,
+    /// The job queues' `x-delivery-limit`: a delivery the broker counts as the last one is not
+    /// run but failed, so that a job which keeps killing its workers still gets a failure
+    /// result and a dead letter that says why, instead of vanishing into the dead-letter queue
+    /// without either.
+    pub delivery_limit: u32,
     /// Fired when the session is lost (or a drain takes too long): handlers stop publishing.
     pub session: CancellationToken,
 }
@@ -102,8 +107,25 @@ where
         attempt,
         corp = tracing::field::Empty
     );
+    let deliveries = headers::delivery_count(props.headers().as_ref());
     let work = async {
         let outcome = match parsed {
+            Ok(_) if deliveries >= shared.delivery_limit => {
+                let message = format!(
+                    "delivered {} times and never settled: each time its worker died (an SDK \
+                     abort?) or lost the broker; not run again",
+                    deliveries + 1
+                );
+                tracing::error!(deliveries = deliveries + 1, "delivery limit reached");
+                JobOutcome::Failed {
+                    outputs: Vec::new(),
+                    error: ErrorInfo::project(
+                        ProjectCode::DeliveryLimitReached,
+                        ErrorClass::Permanent,
+                        message,
+                    ),
+                }
+            }
             Ok(job) => {
                 if let Some(corp) = job_corp(&job) {
                     tracing::Span::current().record("corp", corp);

@@ -14,6 +14,8 @@ pub const PROGRESS: &str = "x-wecom-progress";
 pub const ERROR_CODE: &str = "x-wecom-error-code";
 pub const ERROR_NAME: &str = "x-wecom-error-name";
 pub const ERROR_MESSAGE: &str = "x-wecom-error-message";
+/// Set by a quorum queue on a redelivery: how many deliveries of the job ended unsettled.
+pub const DELIVERY_COUNT: &str = "x-delivery-count";
 
 /// Headers the broker or we add while a job travels, which a replay removes.
 const TRAVEL: [&str; 14] = [
@@ -29,7 +31,7 @@ const TRAVEL: [&str; 14] = [
     "x-last-death-exchange",
     "x-last-death-queue",
     "x-last-death-reason",
-    "x-delivery-count",
+    DELIVERY_COUNT,
     "x-acquired-count",
 ];
 
@@ -64,6 +66,14 @@ pub fn attempt(headers: Option<&FieldTable>) -> u32 {
         .and_then(|n| u32::try_from(n).ok())
         .filter(|n| *n >= 1)
         .unwrap_or(1)
+}
+
+/// How many earlier deliveries of this job ended unsettled (0 when absent).
+pub fn delivery_count(headers: Option<&FieldTable>) -> u32 {
+    get(headers, DELIVERY_COUNT)
+        .and_then(as_i64)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0)
 }
 
 pub fn progress(headers: Option<&FieldTable>) -> Option<ChatProgress> {

@@ -120,6 +120,7 @@ async fn session(
         ctx: Arc::clone(ctx),
         publisher,
         policy: config.topology.retry_policy(),
+        delivery_limit: config.topology.delivery_limit,
         session: CancellationToken::new(),
     });
     let mut consumers: SelectAll<futures_util::stream::BoxStream<'static, Next>> = SelectAll::new();
