@@ -2,9 +2,8 @@
 //!
 //! A dead letter is the job as it was published, with headers saying why it died
 //! ([`crate::worker::headers`]). Dead letters are read with `basic.get` and held unacked while
-//! the command runs; what a command does not consume it gives back, in order, and it returns
-//! only once they are in the queue again, so a `list` followed at once by a `replay` sees
-//! them all. Replay republishes to the jobs exchange with the attempts reset, waits for the
+//! the command runs; what a command does not consume it gives back, in order, and waits until
+//! the queue counts them again, so a `list` followed at once by a `replay` sees them all. Replay republishes to the jobs exchange with the attempts reset, waits for the
 //! broker's confirm, and only then acks the dead copy: a replay never loses a job.
 
 use std::time::{Duration, Instant};
@@ -124,14 +123,19 @@ async fn fetch_all(channel: &Channel, kind: JobKind) -> lapin::Result<Vec<Fetche
 /// How long [`give_back`] waits for the queue to show the returned dead letters again.
 const GIVE_BACK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Returns every dead letter still held on `channel` to its queue and waits until the queue
-/// counts them again. A requeue is asynchronous in the broker (a quorum queue applies it
-/// through its log), and a command that returned before it landed would let the next
-/// command, or an operator's depth check, miss those letters.
+/// Returns every dead letter still held on `channel` to its queue and waits (up to
+/// [`GIVE_BACK_TIMEOUT`], then warns) until the queue counts them again. A requeue is
+/// asynchronous in the broker (a quorum queue applies it through its log), and a command that
+/// returned before it landed would let the next command, or an operator's depth check, miss
+/// those letters. On an error path the letters go back when the channel closes, unwaited.
 async fn give_back(channel: &Channel, kind: JobKind, held: usize) -> lapin::Result<()> {
     if held == 0 {
         return Ok(());
     }
+    let queue = dead_queue(kind);
+    // Held letters are not in the count: once back, it is at least this plus them (dead
+    // queues have no consumers, so the count only grows meanwhile).
+    let expected = ready_count(channel, &queue).await? as usize + held;
     // Tag 0 with `multiple` covers every unacked delivery on the channel.
     channel
         .basic_nack(
@@ -142,30 +146,33 @@ async fn give_back(channel: &Channel, kind: JobKind, held: usize) -> lapin::Resu
             },
         )
         .await?;
-    let queue = dead_queue(kind);
     let deadline = Instant::now() + GIVE_BACK_TIMEOUT;
     loop {
-        let depth = channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
-            .await?
-            .message_count();
-        // Dead queues have no consumers, so the depth only grows while we wait.
-        if depth as usize >= held {
+        let count = ready_count(channel, &queue).await? as usize;
+        if count >= expected {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            tracing::warn!(queue = %queue, held, depth, "returned dead letters not yet counted");
+            tracing::warn!(queue = %queue, held, count, expected, "returned dead letters not yet counted");
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The messages `queue` holds ready for delivery (not those held unacked).
+async fn ready_count(channel: &Channel, queue: &str) -> lapin::Result<u32> {
+    let queue = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await?;
+    Ok(queue.message_count())
 }
 
 fn select(all: Vec<Fetched>, filter: &Filter) -> Vec<Fetched> {

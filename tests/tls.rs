@@ -133,7 +133,7 @@ fn a_broker_certificate_from_another_ca_is_refused() {
 }
 
 #[test]
-fn certificate_files_that_cannot_be_used_stop_the_command_with_their_path() {
+fn broker_settings_that_cannot_be_used_stop_the_command_without_quoting_secrets() {
     let certs = common::tls::Certificates::generate();
     let plain = "amqp://guest:guest@127.0.0.1:5672/%2f";
     let tls = "amqps://guest:guest@127.0.0.1:5671/%2f";
@@ -141,7 +141,14 @@ fn certificate_files_that_cannot_be_used_stop_the_command_with_their_path() {
     // A damaged key: the parser's error would quote the bad line.
     let key_text = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0*a2V5\n-----END PRIVATE KEY-----\n";
     std::fs::write(&bad_key, key_text).unwrap();
+    // Not a base URL: the URL parser's own error would quote it, password included.
+    let malformed = "amqps:guest:s3cr3t@127.0.0.1/%2f";
     let cases = [
+        (
+            malformed,
+            vec![],
+            "the broker URL is not a valid amqp:// or amqps:// URL",
+        ),
         (
             plain,
             vec![("WECOM_AMQP_CA_FILE", certs.path("ca.pem"))],
@@ -173,6 +180,9 @@ fn certificate_files_that_cannot_be_used_stop_the_command_with_their_path() {
         let message = stderr(&output);
         assert_eq!(output.status.code(), Some(2), "{message}");
         assert!(message.contains(expected), "{expected:?} in {message}");
-        assert!(!message.contains("c2VjcmV0"), "{message}");
+        assert!(
+            !message.contains("c2VjcmV0") && !message.contains("s3cr3t"),
+            "{message}"
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! The chunk loop of `GetMediaData` (section 5 of the SDK facts).
 //!
 //! Start with an empty index, write each chunk as it arrives, pass the returned index back,
-//! stop when the library says the file is finished. Memory holds one chunk at a time whatever
-//! the file size. A chunk failing with a transient code is retried at the same index, a bounded
+//! stop when the library says the file is finished. Memory holds a few chunks (one per stage
+//! of [`stream`]) whatever the file size. A chunk failing with a transient code is retried at the same index, a bounded
 //! number of times (the official advice: never restart the file); if it still fails, the
 //! partial file and its resume point stay, and the next attempt continues from there.
 //!

@@ -47,9 +47,11 @@ pub struct TopologyArgs {
         default_value = "5,30,120,600"
     )]
     pub retry_delays: Vec<u64>,
-    /// Deliveries of one job (crashed or stalled workers included) before the broker
-    /// dead-letters it.
-    #[arg(long, env = "WECOM_DELIVERY_LIMIT", default_value_t = 5)]
+    /// Unsettled deliveries of one job (its worker died, lost the broker, or released it
+    /// unstarted) the job queues allow. A job runs at most this many times: the delivery the
+    /// broker counts as the last one is failed (20305) and dead-lettered instead of run.
+    #[arg(long, env = "WECOM_DELIVERY_LIMIT", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub delivery_limit: u32,
 }
 

@@ -5,12 +5,14 @@
 //! the command at once with its path, instead of surfacing as a connection that never comes up
 //! (the worker retries lost connections forever). Every connection of a command, the worker's
 //! reconnections included, uses the same one. It derives no `Debug`: it holds the URL, which
-//! may carry a password, and the client's private key.
+//! may carry a password, and the client's private key (kept as lapin takes it: a plain buffer,
+//! not zeroized, since lapin copies it into every connection anyway).
 
 use std::path::Path;
 
 use anyhow::{bail, Context};
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
+use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Connection, ConnectionProperties, DefaultConnectionBuilder};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -19,15 +21,20 @@ use super::config::AmqpArgs;
 
 /// Where and how to connect.
 pub struct Broker {
-    url: String,
+    uri: AMQPUri,
     tls: OwnedTLSConfig,
 }
 
 impl Broker {
     /// Reads and checks the certificate files named in `args`.
     pub fn from_args(args: &AmqpArgs) -> anyhow::Result<Self> {
+        // Parsed here rather than at each connection, and with an error of our own: the
+        // parser's error quotes the URL, password included.
+        let uri: AMQPUri = args.amqp_url.parse().map_err(|_| {
+            anyhow::anyhow!("the broker URL is not a valid amqp:// or amqps:// URL")
+        })?;
         let wants_tls = args.amqp_ca_file.is_some() || args.amqp_client_cert.is_some();
-        if wants_tls && !args.amqp_url.starts_with("amqps://") {
+        if wants_tls && uri.scheme != AMQPScheme::AMQPS {
             // Certificates beside a plain URL would leave the operator believing the traffic
             // is encrypted while it is not.
             bail!("certificate files are given but the broker URL is not amqps://");
@@ -43,7 +50,7 @@ impl Broker {
             _ => bail!("a client certificate needs its key, and a key its certificate"),
         };
         Ok(Self {
-            url: args.amqp_url.clone(),
+            uri,
             tls: OwnedTLSConfig {
                 identity,
                 cert_chain,
@@ -54,7 +61,7 @@ impl Broker {
     /// Opens a connection named `name` (the name shows in the broker's management UI).
     pub async fn connect(&self, name: &str) -> anyhow::Result<Connection> {
         DefaultConnectionBuilder::new()?
-            .with_uri_str(self.url.clone())
+            .with_uri(self.uri.clone())
             .with_properties(ConnectionProperties::default().with_connection_name(name.into()))
             .with_tls_config(self.tls.clone())
             .connect()

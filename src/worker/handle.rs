@@ -112,8 +112,8 @@ where
         let outcome = match parsed {
             Ok(_) if deliveries >= shared.delivery_limit => {
                 let message = format!(
-                    "delivered {} times and never settled: each time its worker died (an SDK \
-                     abort?) or lost the broker; not run again",
+                    "delivered {} times and never settled (its worker died, e.g. on an SDK \
+                     abort, lost the broker, or released it unstarted); not run again",
                     deliveries + 1
                 );
                 tracing::error!(deliveries = deliveries + 1, "delivery limit reached");

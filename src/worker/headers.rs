@@ -14,8 +14,11 @@ pub const PROGRESS: &str = "x-wecom-progress";
 pub const ERROR_CODE: &str = "x-wecom-error-code";
 pub const ERROR_NAME: &str = "x-wecom-error-name";
 pub const ERROR_MESSAGE: &str = "x-wecom-error-message";
-/// Set by a quorum queue on a redelivery: how many deliveries of the job ended unsettled.
+/// Set by a quorum queue on a redelivery: how many deliveries of the job ended unsettled
+/// (RabbitMQ 3.x; 4.x counts differently, see the README).
 pub const DELIVERY_COUNT: &str = "x-delivery-count";
+/// RabbitMQ 4.x's count of deliveries.
+const ACQUIRED_COUNT: &str = "x-acquired-count";
 
 /// Headers the broker or we add while a job travels, which a replay removes.
 const TRAVEL: [&str; 14] = [
@@ -32,7 +35,7 @@ const TRAVEL: [&str; 14] = [
     "x-last-death-queue",
     "x-last-death-reason",
     DELIVERY_COUNT,
-    "x-acquired-count",
+    ACQUIRED_COUNT,
 ];
 
 pub fn get<'a>(headers: Option<&'a FieldTable>, key: &str) -> Option<&'a AMQPValue> {
@@ -115,7 +118,8 @@ pub fn for_retry(
     next_attempt: u32,
     progress: Option<ChatProgress>,
 ) -> FieldTable {
-    let mut table = without(original, &[PROGRESS]);
+    // The retry copy is a new message: the broker's delivery counts of this one do not apply.
+    let mut table = without(original, &[PROGRESS, DELIVERY_COUNT, ACQUIRED_COUNT]);
     set(
         &mut table,
         ATTEMPT,
@@ -174,6 +178,16 @@ mod tests {
         );
         let again = for_retry(Some(&retry), 3, None);
         assert_eq!((attempt(Some(&again)), progress(Some(&again))), (3, None));
+    }
+
+    #[test]
+    fn a_retry_copy_starts_with_no_delivery_count() {
+        assert_eq!(delivery_count(None), 0);
+        let mut redelivered = FieldTable::default();
+        redelivered.insert(DELIVERY_COUNT.into(), AMQPValue::LongLongInt(4));
+        assert_eq!(delivery_count(Some(&redelivered)), 4);
+        let retry = for_retry(Some(&redelivered), 2, None);
+        assert_eq!(delivery_count(Some(&retry)), 0);
     }
 
     #[test]

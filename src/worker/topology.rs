@@ -2,7 +2,8 @@
 //!
 //! - jobs: exchange `wecom.jobs` (direct) → quorum queues `fetch-chatdata` and `fetch-media`,
 //!   each with an explicit delivery limit (a job that keeps killing or stalling workers is
-//!   dead-lettered after that many deliveries) and at-least-once dead-lettering;
+//!   failed and dead-lettered on the last delivery it allows, see [`super::handle`]) and
+//!   at-least-once dead-lettering;
 //! - dead letters: exchange `wecom.dead` (direct) → quorum queues `fetch-chatdata.dead` and
 //!   `fetch-media.dead`, which operators inspect and replay;
 //! - retries: per delay and job kind, a quorum queue `wecom.retry.<ms>ms.<kind>` whose messages
@@ -11,8 +12,10 @@
 //! - results: exchange `wecom.results` (direct) → quorum queues `chatdata-results` and
 //!   `media-results`.
 //!
-//! Works on RabbitMQ 3.10 (at-least-once dead-lettering and message TTL on quorum queues
-//! arrived there) and 4.x (which defaults the delivery limit to 20: we set ours explicitly).
+//! Made for RabbitMQ 3.10-3.13 (at-least-once dead-lettering and message TTL on quorum queues
+//! arrived in 3.10). 4.x declares it too (it defaults the delivery limit to 20: we set ours
+//! explicitly), but counts deliveries otherwise (`x-acquired-count`), so the last-delivery
+//! failure of [`super::handle`] is untested there.
 //! Attempts are counted in our own header, not in `x-death`, whose shape changed in 3.13.
 
 use std::time::Duration;
@@ -57,7 +60,7 @@ pub fn retry_queue(delay: Duration, kind: JobKind) -> String {
 /// What the topology needs to know from the configuration.
 #[derive(Debug, Clone)]
 pub struct TopologySpec {
-    /// Deliveries of one job before the broker dead-letters it.
+    /// Unsettled deliveries of one job the job queues allow (`x-delivery-limit`).
     pub delivery_limit: u32,
     /// Every retry delay (jitter variants included), one queue each per job kind.
     pub retry_delays: Vec<Duration>,

@@ -126,6 +126,18 @@ impl Emulator {
     }
 
     fn start(config: Option<&emulator::Config>) -> Self {
+        let emulator = Self::for_children(config);
+        // One process per test (nextest): nothing else in this process reads the environment.
+        for (key, value) in emulator.env() {
+            std::env::set_var(key, value);
+        }
+        emulator
+    }
+
+    /// The given configuration (the default corp when `None`) for child processes only,
+    /// started with [`Emulator::env`]; this process's environment is left alone. For the
+    /// benchmarks, which make several emulators in one multi-threaded process.
+    pub fn for_children(config: Option<&emulator::Config>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let call_log = dir.path().join("calls.jsonl");
         let config_path = config.map(|config| {
@@ -133,19 +145,11 @@ impl Emulator {
             std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
             path
         });
-        let emulator = Self {
+        Self {
             dir,
             call_log,
             config_path,
-        };
-        // One process per test (nextest): nothing else in this process reads the environment.
-        // A benchmark makes several emulators in turn: an earlier one's configuration must not
-        // stay behind for a later one's processes.
-        std::env::remove_var("WECOM_EMULATOR_CONFIG");
-        for (key, value) in emulator.env() {
-            std::env::set_var(key, value);
         }
-        emulator
     }
 
     /// The environment a process needs to see this emulator.
