@@ -15,6 +15,7 @@
 
 use std::io;
 use std::panic::resume_unwind;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::thread;
@@ -177,6 +178,9 @@ fn stream<P: PartialMedia + Send>(
         }
         None => (String::new(), 0),
     };
+    // Raised when the store fails, so that no further chunk is fetched for nothing (a full disk
+    // would otherwise cost one more round of calls, retries included).
+    let store_failed = &AtomicBool::new(false);
     thread::scope(|scope| {
         let (to_md5, md5_queue) = sync_channel::<Arc<Vec<u8>>>(1);
         let (to_store, store_queue) = sync_channel::<(Arc<Vec<u8>>, Option<String>)>(1);
@@ -189,12 +193,18 @@ fn stream<P: PartialMedia + Send>(
         let store_stage = scope.spawn(move || -> io::Result<Sha256> {
             for (data, next) in store_queue {
                 sha256.update(&*data);
-                partial.append(&data, next.as_deref())?;
+                if let Err(err) = partial.append(&data, next.as_deref()) {
+                    store_failed.store(true, Ordering::Relaxed);
+                    return Err(err);
+                }
             }
             Ok(sha256)
         });
         let mut chunks = 0;
         let fetched = loop {
+            if store_failed.load(Ordering::Relaxed) {
+                break Ok(());
+            }
             let chunk = match fetch_chunk(fetch, &index, retry) {
                 Ok(chunk) => chunk,
                 Err(err) => break Err(err),
@@ -217,7 +227,7 @@ fn stream<P: PartialMedia + Send>(
             let data = Arc::new(chunk.data);
             // The store stage hangs up only when it failed; its error is reported below.
             if to_store
-                .send((data.clone(), chunk.next_index.clone()))
+                .send((Arc::clone(&data), chunk.next_index.clone()))
                 .is_err()
             {
                 break Ok(());

@@ -43,6 +43,14 @@ pub struct Shared<S> {
     pub session: CancellationToken,
 }
 
+impl<S> Shared<S> {
+    /// Whether the broker counts this delivery as the job's last one: it is then failed with
+    /// 20305, not run.
+    pub fn is_last_delivery(&self, properties: &BasicProperties) -> bool {
+        headers::delivery_count(properties.headers().as_ref()) >= self.delivery_limit
+    }
+}
+
 /// A non-empty property value, as text.
 fn text(value: Option<&ShortString>) -> Option<String> {
     value
@@ -107,10 +115,10 @@ where
         attempt,
         corp = tracing::field::Empty
     );
-    let deliveries = headers::delivery_count(props.headers().as_ref());
     let work = async {
         let outcome = match parsed {
-            Ok(_) if deliveries >= shared.delivery_limit => {
+            Ok(_) if shared.is_last_delivery(props) => {
+                let deliveries = headers::delivery_count(props.headers().as_ref());
                 let message = format!(
                     "delivered {} times and never settled (its worker died, e.g. on an SDK \
                      abort, lost the broker, or released it unstarted); not run again",

@@ -191,8 +191,9 @@ async fn session(
         // A redelivered job may be one that killed a worker (the SDK aborts on some inputs): it
         // runs alone, so it cannot take other jobs down with it again. It waits for every permit;
         // the semaphore is fair, so the jobs after it wait for it, and nothing holds a permit
-        // while waiting for more (no deadlock).
-        let wanted = if delivery.redelivered {
+        // while waiting for more (no deadlock). A delivery at the limit is not run (only
+        // failed, see `handle`), so it needs no more than its own permit.
+        let wanted = if delivery.redelivered && !shared.is_last_delivery(&delivery.properties) {
             concurrency as u32
         } else {
             1
