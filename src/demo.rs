@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::{BasicProperties, Channel};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -24,7 +24,7 @@ use crate::cli::JsonLines;
 use crate::job::JobKind;
 use crate::worker::connection::Broker;
 use crate::worker::publisher::Publisher;
-use crate::worker::topology::{dead_queue, result_queue, JOBS_EXCHANGE};
+use crate::worker::topology::{self, dead_queue, result_queue, JOBS_EXCHANGE};
 use crate::worker::{self, AmqpArgs, TopologyArgs, WorkerConfig};
 
 /// No `Debug`: the broker URL may hold a password.
@@ -109,13 +109,15 @@ async fn demo(
         inline_max_bytes: 1024 * 1024,
         no_declare: false,
     };
-    let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(worker::run(config, shutdown.clone()));
     let connection = Broker::from_args(&args.amqp)?
         .connect("wecom-archive demo")
         .await?;
     let channel = connection.create_channel().await?;
-    wait_for_topology(&connection).await?;
+    // Declared here as the worker will (same settings, idempotent), so the demo publishes
+    // without waiting for the worker to get there first.
+    topology::declare(&channel, &config.topology.spec()).await?;
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(worker::run(config, shutdown.clone()));
     let publisher = Publisher::open(&connection).await?;
     out.text(&format!(
         "demo: a worker is running against {}",
@@ -290,33 +292,6 @@ fn media_of(message: &Value) -> Option<(String, String, String, u64)> {
         media["md5sum"].as_str()?.to_owned(),
         size,
     ))
-}
-
-async fn wait_for_topology(connection: &lapin::Connection) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        // A passive declare of a missing queue closes the channel, so each try gets its own.
-        let channel = connection.create_channel().await?;
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        if channel
-            .queue_declare(
-                dead_queue(JobKind::FetchMedia).as_str().into(),
-                passive,
-                Default::default(),
-            )
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("the worker did not declare the topology in time (is the broker up?)");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 async fn publish(publisher: &Publisher, kind: JobKind, body: &Value) -> anyhow::Result<()> {
