@@ -1,8 +1,8 @@
 //! Connecting to the broker: the URL from [`AmqpArgs`] and, for `amqps://`, the certificates
 //! that are trusted besides the system's and the client certificate the worker shows.
 //!
-//! A [`Broker`] is built once at start, so that a missing or malformed certificate file stops
-//! the command at once with its path, instead of surfacing as a connection that never comes up
+//! A [`Broker`] is built once at start, so that a malformed URL, or a missing or malformed
+//! certificate file, stops the command at once (with the file's path, never the URL), instead of surfacing as a connection that never comes up
 //! (the worker retries lost connections forever). Every connection of a command, the worker's
 //! reconnections included, uses the same one. It derives no `Debug`: it holds the URL, which
 //! may carry a password, and the client's private key (kept as lapin takes it: a plain buffer,
@@ -26,7 +26,7 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Reads and checks the certificate files named in `args`.
+    /// Parses the URL and reads and checks the certificate files named in `args`.
     pub fn from_args(args: &AmqpArgs) -> anyhow::Result<Self> {
         // Parsed here rather than at each connection, and with an error of our own: the
         // parser's error quotes the URL, password included.
