@@ -2,11 +2,12 @@
 //! that are trusted besides the system's and the client certificate the worker shows.
 //!
 //! A [`Broker`] is built once at start, so that a malformed URL, or a missing or malformed
-//! certificate file, stops the command at once (with the file's path, never the URL), instead of surfacing as a connection that never comes up
-//! (the worker retries lost connections forever). Every connection of a command, the worker's
-//! reconnections included, uses the same one. It derives no `Debug`: it holds the URL, which
-//! may carry a password, and the client's private key (kept as lapin takes it: a plain buffer,
-//! not zeroized, since lapin copies it into every connection anyway).
+//! certificate file, stops the command at once (with the file's path, never the URL), instead of
+//! surfacing as a connection that never comes up (the worker retries lost connections forever).
+//! Every connection of a command, the worker's reconnections included, uses the same one. It
+//! derives no `Debug`: it holds the URL, which may carry a password, and the client's private key
+//! (kept as lapin takes it: a plain buffer, not zeroized, since lapin copies it into every
+//! connection anyway).
 
 use std::path::Path;
 
