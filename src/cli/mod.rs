@@ -10,9 +10,9 @@ mod broker;
 mod credentials;
 mod fetch;
 mod output;
+mod sdk_check;
 
 pub use output::JsonLines;
-mod sdk_check;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -29,6 +29,12 @@ use crate::job::{parse, JobKind};
 use crate::media::MediaStore;
 use crate::sdk::ErrorClass;
 
+/// Hands a delivery back to its queue, for this or another worker to take.
+pub const REQUEUE: BasicNackOptions = BasicNackOptions {
+    multiple: false,
+    requeue: true,
+};
+
 /// What every job handler of one broker session shares.
 pub struct Shared<S> {
     pub ctx: Arc<JobContext<S>>,
@@ -187,11 +193,7 @@ async fn acknowledge(
         }
         Err(_) => tracing::error!("job handling panicked; released for redelivery"),
     }
-    let requeue = BasicNackOptions {
-        requeue: true,
-        ..BasicNackOptions::default()
-    };
-    if let Err(err) = delivery.nack(requeue).await {
+    if let Err(err) = delivery.nack(REQUEUE).await {
         tracing::warn!(error = %err, "nack failed; the broker redelivers the job when the channel closes");
     }
 }

@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures_util::stream::{SelectAll, StreamExt};
+use futures_util::stream::{BoxStream, SelectAll, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::Consumer;
 use tokio::sync::Semaphore;
@@ -36,7 +36,7 @@ use crate::media::{ChunkRetry, FsStore};
 use crate::sdk::FinanceSdk;
 pub use config::{AmqpArgs, TopologyArgs, WorkerConfig};
 use connection::Broker;
-use handle::{handle_delivery, Shared};
+use handle::{handle_delivery, Shared, REQUEUE};
 use publisher::Publisher;
 
 /// How long a stopping worker waits for the jobs it holds before it gives up publishing
@@ -90,6 +90,9 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
 /// A delivery, or the end of a consumer (`None`: the broker cancelled it).
 type Next = (JobKind, Option<lapin::Result<Delivery>>);
 
+/// The job queues' consumers, merged.
+type Deliveries = SelectAll<BoxStream<'static, Next>>;
+
 /// One connected stretch: from connecting to a lost connection (Err) or a shutdown (Ok).
 async fn session(
     broker: &Broker,
@@ -123,7 +126,7 @@ async fn session(
         delivery_limit: config.topology.delivery_limit,
         session: CancellationToken::new(),
     });
-    let mut consumers: SelectAll<futures_util::stream::BoxStream<'static, Next>> = SelectAll::new();
+    let mut consumers = Deliveries::new();
     let mut tags = Vec::new();
     for kind in JobKind::ALL {
         let consumer: Consumer = channel
@@ -155,10 +158,6 @@ async fn session(
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut health = tokio::time::interval(Duration::from_secs(2));
     let mut jobs = JoinSet::new();
-    let requeue = BasicNackOptions {
-        requeue: true,
-        ..BasicNackOptions::default()
-    };
     let ended = loop {
         // The loop holds no permit while it waits for a delivery: a job waiting for every
         // permit (below) must be able to get them when the queues are quiet.
@@ -201,7 +200,7 @@ async fn session(
         let held = tokio::select! {
             held = Arc::clone(&permits).acquire_many_owned(wanted) => held.expect("the semaphore is never closed"),
             _ = shutdown.cancelled() => {
-                let _ = delivery.nack(requeue).await;
+                let _ = delivery.nack(REQUEUE).await;
                 break Ok(());
             }
             _ = shared.session.cancelled() => break Err(anyhow::anyhow!("publishing failed")),
@@ -248,18 +247,12 @@ async fn session(
 
 /// Hands back the deliveries prefetched but not started, so another worker takes them now
 /// rather than when this one's connection closes.
-async fn release_prefetched(
-    consumers: &mut SelectAll<futures_util::stream::BoxStream<'static, Next>>,
-) {
-    let requeue = BasicNackOptions {
-        requeue: true,
-        ..BasicNackOptions::default()
-    };
+async fn release_prefetched(consumers: &mut Deliveries) {
     while let Ok(Some((_, Some(delivery)))) =
         tokio::time::timeout(Duration::from_secs(1), consumers.next()).await
     {
         if let Ok(delivery) = delivery {
-            let _ = delivery.nack(requeue).await;
+            let _ = delivery.nack(REQUEUE).await;
         }
     }
 }
