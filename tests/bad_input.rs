@@ -149,13 +149,7 @@ async fn every_bad_input_gets_a_documented_answer_and_a_dead_letter_and_no_worke
 
     // And it still does its job.
     let good = serde_json::json!({"job_id": "after-the-storm", "corpid": common::CORPID, "secret": common::SECRET, "limit": 1});
-    client
-        .publish_job(
-            "fetch-chatdata",
-            &serde_json::to_vec(&good).unwrap(),
-            BasicProperties::default(),
-        )
-        .await;
+    client.submit("fetch-chatdata", &good).await;
     let after = client
         .take("chatdata-results", 1, Duration::from_secs(20))
         .await;

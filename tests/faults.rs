@@ -12,7 +12,6 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use lapin::BasicProperties;
 use serde_json::{json, Value};
 
 use common::broker::{Client, Vhost, Worker};
@@ -160,17 +159,32 @@ fn media_job(id: &str, sdkfileid: &str) -> Value {
     json!({"job_id": id, "corpid": CORPID, "secret": SECRET, "sdkfileid": sdkfileid})
 }
 
+/// `count` jobs named `<prefix>-<n>`: every `media_every`-th a media job of `media_size` bytes,
+/// the others chat jobs.
+fn mixed_jobs(
+    prefix: &str,
+    count: usize,
+    media_every: usize,
+    media_size: u64,
+) -> Vec<(&'static str, Value)> {
+    (0..count)
+        .map(|n| {
+            let id = format!("{prefix}-{n}");
+            if n % media_every == 0 {
+                let sdkfileid = emulator::media_file_id(media_size, 1, n as u64);
+                ("fetch-media", media_job(&id, &sdkfileid))
+            } else {
+                ("fetch-chatdata", chat_job(&id))
+            }
+        })
+        .collect()
+}
+
 async fn publish_all(client: &Client, jobs: &[(&str, Value)]) -> HashSet<String> {
     let mut ids = HashSet::new();
     for (kind, body) in jobs {
         ids.insert(body["job_id"].as_str().unwrap().to_owned());
-        client
-            .publish_job(
-                kind,
-                &serde_json::to_vec(body).unwrap(),
-                BasicProperties::default(),
-            )
-            .await;
+        client.submit(kind, body).await;
     }
     ids
 }
@@ -205,21 +219,7 @@ async fn transient_faults() {
         .collect();
     let client = Client::connect(&vhost).await;
     let count = job_count(200);
-    let jobs: Vec<(&str, Value)> = (0..count)
-        .map(|n| {
-            if n % 4 == 0 {
-                (
-                    "fetch-media",
-                    media_job(
-                        &format!("t-{n}"),
-                        &emulator::media_file_id(600_000, 1, n as u64),
-                    ),
-                )
-            } else {
-                ("fetch-chatdata", chat_job(&format!("t-{n}")))
-            }
-        })
-        .collect();
+    let jobs = mixed_jobs("t", count, 4, 600_000);
     let ids = publish_all(&client, &jobs).await;
     let (tally, collector) = collect_with(&client, &ids, patience(count)).await;
     tally.print("transient-faults");
@@ -244,21 +244,7 @@ async fn worker_kills() {
     let mut victim = Worker::start(&vhost, &emulator, &[]);
     let client = Client::connect(&vhost).await;
     let count = job_count(120);
-    let jobs: Vec<(&str, Value)> = (0..count)
-        .map(|n| {
-            if n % 3 == 0 {
-                (
-                    "fetch-media",
-                    media_job(
-                        &format!("k-{n}"),
-                        &emulator::media_file_id(3_000_000, 1, n as u64),
-                    ),
-                )
-            } else {
-                ("fetch-chatdata", chat_job(&format!("k-{n}")))
-            }
-        })
-        .collect();
+    let jobs = mixed_jobs("k", count, 3, 3_000_000);
     let ids = publish_all(&client, &jobs).await;
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(1500)).await;

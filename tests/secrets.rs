@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine;
-use lapin::BasicProperties;
 use serde_json::json;
 use wecom_archive::sdk::NetOptions;
 
@@ -70,13 +69,7 @@ async fn no_secret_appears_in_trace_logs_results_or_dead_letters() {
         ),
     ];
     for (kind, job) in &jobs {
-        client
-            .publish_job(
-                kind,
-                &serde_json::to_vec(job).unwrap(),
-                BasicProperties::default(),
-            )
-            .await;
+        client.submit(kind, job).await;
     }
     let mut published = client
         .take("chatdata-results", 4, Duration::from_secs(60))

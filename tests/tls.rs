@@ -8,7 +8,6 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use lapin::BasicProperties;
 use serde_json::json;
 
 use common::broker::{assert_all_valid, Client, Vhost, Worker};
@@ -59,13 +58,7 @@ async fn the_worker_does_its_jobs_over_amqps_with_a_client_certificate() {
 
     let client = Client::connect(&vhost).await;
     let job = inline_job(json!({"job_id": "over-tls", "limit": 3}));
-    client
-        .publish_job(
-            "fetch-chatdata",
-            &serde_json::to_vec(&job).unwrap(),
-            BasicProperties::default(),
-        )
-        .await;
+    client.submit("fetch-chatdata", &job).await;
     let results = client
         .take("chatdata-results", 1, Duration::from_secs(30))
         .await;

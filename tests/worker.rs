@@ -73,9 +73,7 @@ async fn a_page_with_undecryptable_messages_carries_them_as_error_items() {
     let client = Client::connect(&vhost).await;
     let mut job = inline_job(json!({"job_id": "chat-2", "limit": 30}));
     job["private_keys"].as_array_mut().unwrap().truncate(1);
-    client
-        .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
-        .await;
+    client.submit("fetch-chatdata", &job).await;
     let results = client.take("chatdata-results", 1, WAIT).await;
     assert_all_valid(&results);
     let page = &results[0].body;
@@ -101,9 +99,7 @@ async fn media_single_and_multi_chunk_land_in_the_store() {
     for (id, job_id, inline) in [(&small, "m-small", true), (&large, "m-large", false)] {
         let job = json!({"job_id": job_id, "corpid": CORPID, "secret": SECRET, "sdkfileid": id,
             "md5sum": common::expected_md5(seed, id), "file_name": "photo.JPG", "inline": inline});
-        client
-            .publish_job("fetch-media", &bytes(&job), BasicProperties::default())
-            .await;
+        client.submit("fetch-media", &job).await;
     }
     let results = client.take("media-results", 2, WAIT).await;
     assert_eq!(results.len(), 2);
@@ -142,9 +138,7 @@ async fn transient_errors_are_retried_until_the_job_succeeds() {
     let _worker = Worker::start(&vhost, &emulator, &[]);
     let client = Client::connect(&vhost).await;
     let job = inline_job(json!({"job_id": "retry-ok", "limit": 5}));
-    client
-        .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
-        .await;
+    client.submit("fetch-chatdata", &job).await;
     let results = client.take("chatdata-results", 1, WAIT).await;
     assert_all_valid(&results);
     assert_eq!(results[0].body["status"], "ok");
@@ -160,9 +154,7 @@ async fn exhausted_retries_publish_a_failure_and_dead_letter_the_job() {
     let _worker = Worker::start(&vhost, &emulator, &[]);
     let client = Client::connect(&vhost).await;
     let job = inline_job(json!({"job_id": "retry-exhausted", "limit": 5}));
-    client
-        .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
-        .await;
+    client.submit("fetch-chatdata", &job).await;
     let results = client.take("chatdata-results", 1, WAIT).await;
     assert_all_valid(&results);
     let failure = &results[0].body;
@@ -195,9 +187,7 @@ async fn a_permanent_error_fails_at_once() {
     let _worker = Worker::start(&vhost, &emulator, &[]);
     let client = Client::connect(&vhost).await;
     let job = inline_job(json!({"job_id": "off-whitelist"}));
-    client
-        .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
-        .await;
+    client.submit("fetch-chatdata", &job).await;
     let results = client.take("chatdata-results", 1, WAIT).await;
     assert_all_valid(&results);
     assert_eq!(results[0].body["error"]["code"], 301042);
@@ -324,9 +314,7 @@ async fn a_dead_letter_replayed_after_the_cause_is_fixed_succeeds() {
     let strict = Worker::start(&vhost, &emulator, &["--inline-credentials", "false"]);
     let client = Client::connect(&vhost).await;
     let job = inline_job(json!({"job_id": "replay-1", "limit": 2}));
-    client
-        .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
-        .await;
+    client.submit("fetch-chatdata", &job).await;
     let failure = client.take("chatdata-results", 1, WAIT).await;
     assert_eq!(
         failure[0].body["error"]["name"],
@@ -336,25 +324,19 @@ async fn a_dead_letter_replayed_after_the_cause_is_fixed_succeeds() {
     let dead_depth = client.depth("fetch-chatdata.dead").await;
     assert_eq!(dead_depth, 1);
 
-    let cli = |args: &[&str]| {
-        std::process::Command::new(common::cli())
-            .args(args)
-            .env("WECOM_AMQP_URL", vhost.url())
-            .output()
-            .unwrap()
-    };
-    let listed = cli(&["dlq", "list", "--kind", "chatdata"]);
+    let listed = vhost.cli(&["dlq", "list", "--kind", "chatdata"]);
     let line: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(
         (line["job_id"].as_str(), line["error_code"].as_i64()),
         (Some("replay-1"), Some(20303))
     );
-    let shown = String::from_utf8(cli(&["dlq", "show", "--kind", "chatdata"]).stdout).unwrap();
+    let shown =
+        String::from_utf8(vhost.cli(&["dlq", "show", "--kind", "chatdata"]).stdout).unwrap();
     assert!(
         !shown.contains(SECRET) && !shown.contains("PRIVATE KEY"),
         "{shown}"
     );
-    let dry = cli(&["dlq", "replay", "--kind", "chatdata", "--dry-run"]);
+    let dry = vhost.cli(&["dlq", "replay", "--kind", "chatdata", "--dry-run"]);
     assert!(dry.status.success());
     assert_eq!(
         client.depth("fetch-chatdata.dead").await,
@@ -363,7 +345,7 @@ async fn a_dead_letter_replayed_after_the_cause_is_fixed_succeeds() {
     );
 
     let _lenient = Worker::start(&vhost, &emulator, &[]);
-    let replayed = cli(&["dlq", "replay", "--kind", "chatdata", "--code", "20303"]);
+    let replayed = vhost.cli(&["dlq", "replay", "--kind", "chatdata", "--code", "20303"]);
     assert!(replayed.status.success());
     let results = client.take("chatdata-results", 1, WAIT).await;
     assert_all_valid(&results);
@@ -391,9 +373,7 @@ async fn sigterm_mid_run_drains_without_losing_or_duplicating() {
     let jobs = 12;
     for n in 0..jobs {
         let job = inline_job(json!({"job_id": format!("drain-{n}"), "limit": 2}));
-        client
-            .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
-            .await;
+        client.submit("fetch-chatdata", &job).await;
     }
     worker.wait_for_log("job done", WAIT);
     let status = worker.terminate();
@@ -443,9 +423,7 @@ async fn the_worker_reconnects_after_the_broker_drops_its_connections() {
     // The worker's consumer comes back on its own; the test's client reconnects too.
     let client = Client::connect(&vhost).await;
     let job = inline_job(json!({"job_id": "after-reconnect", "limit": 2}));
-    client
-        .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
-        .await;
+    client.submit("fetch-chatdata", &job).await;
     let results = client.take("chatdata-results", 1, WAIT).await;
     assert_eq!(results.len(), 1, "{}", worker.log_text());
     assert_eq!(results[0].body["job_id"], "after-reconnect");
@@ -465,9 +443,7 @@ async fn a_page_hit_by_10008_is_retried_whole_and_published_with_error_items_on_
     let _worker = Worker::start(&vhost, &emulator, &[]);
     let client = Client::connect(&vhost).await;
     let job = inline_job(json!({"job_id": "bad-key", "limit": 10}));
-    client
-        .publish_job("fetch-chatdata", &bytes(&job), BasicProperties::default())
-        .await;
+    client.submit("fetch-chatdata", &job).await;
     let results = client.take("chatdata-results", 1, WAIT).await;
     assert_all_valid(&results);
     let page = &results[0].body;
@@ -495,9 +471,7 @@ async fn a_media_failure_is_a_media_typed_failure_and_a_dead_letter() {
     let client = Client::connect(&vhost).await;
     let job = json!({"job_id": "expired", "corpid": CORPID, "secret": SECRET,
         "sdkfileid": emulator::media_file_id(100, 1, 1)});
-    client
-        .publish_job("fetch-media", &bytes(&job), BasicProperties::default())
-        .await;
+    client.submit("fetch-media", &job).await;
     let results = client.take("media-results", 1, WAIT).await;
     assert_all_valid(&results);
     let failure = &results[0].body;
@@ -549,15 +523,8 @@ async fn a_corp_alias_from_the_worker_directory_needs_no_credentials_in_the_job(
 #[tokio::test(flavor = "multi_thread")]
 async fn topology_apply_is_idempotent_and_publish_enqueues_a_job() {
     let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
-    let cli = |args: &[&str]| {
-        std::process::Command::new(common::cli())
-            .args(args)
-            .env("WECOM_AMQP_URL", vhost.url())
-            .output()
-            .unwrap()
-    };
     for _ in 0..2 {
-        let applied = cli(&[
+        let applied = vhost.cli(&[
             "topology",
             "apply",
             "--retry-delays",
@@ -574,7 +541,7 @@ async fn topology_apply_is_idempotent_and_publish_enqueues_a_job() {
     let secret = emulator.dir.path().join("secret");
     std::fs::write(&secret, SECRET).unwrap();
     let key = format!("1={}", common::fixture_path("keys/v1.pem").display());
-    let published = cli(&[
+    let published = vhost.cli(&[
         "publish",
         "chatdata",
         "--corpid",

@@ -36,6 +36,15 @@ impl Vhost {
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
     }
+
+    /// Runs the command line against this vhost, to the end.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(super::cli())
+            .args(args)
+            .env("WECOM_AMQP_URL", self.url())
+            .output()
+            .expect("the command line runs")
+    }
 }
 
 impl Drop for Vhost {
@@ -177,6 +186,13 @@ impl Client {
             confirm.is_ack() && confirm.take_message().is_none(),
             "the job was not routed"
         );
+    }
+
+    /// Publishes a JSON job with no properties of its own.
+    pub async fn submit(&self, kind: &str, job: &Value) {
+        let body = serde_json::to_vec(job).unwrap();
+        self.publish_job(kind, &body, BasicProperties::default())
+            .await;
     }
 
     /// Takes (and acks) up to `count` messages from `queue`, waiting up to `timeout` for them.
