@@ -154,6 +154,7 @@ fn media_child(size: u64, out: &Path) {
         partial,
         None,
         &retry,
+        &tokio_util::sync::CancellationToken::new(),
     )
     .unwrap();
     assert_eq!(report.size, size);

@@ -21,7 +21,8 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::JsonLines;
-use crate::job::JobKind;
+use crate::job::config::RetryArgs;
+use crate::job::{Core, CoreConfig, JobKind};
 use crate::worker::connection::Broker;
 use crate::worker::publisher::Publisher;
 use crate::worker::topology::{self, dead_queue, result_queue, JOBS_EXCHANGE};
@@ -92,21 +93,27 @@ async fn demo(
     keys: Value,
     out: &mut JsonLines,
 ) -> anyhow::Result<ExitCode> {
-    let config = WorkerConfig {
-        amqp: args.amqp.clone(),
+    let core_config = CoreConfig {
         lib: args.lib.clone(),
         media_dir: work.join("media"),
         corps_file: None,
         inline_credentials: true,
-        prefetch: 8,
-        concurrency: 8,
         sdk_per_corp: 4,
-        topology: TopologyArgs {
+        sdk_pool_idle_secs: 300,
+        key_cache_sets: 64,
+        inline_max_bytes: 1024 * 1024,
+        retry: RetryArgs {
             max_attempts: 3,
             retry_delays: vec![1, 2],
-            delivery_limit: 5,
         },
-        inline_max_bytes: 1024 * 1024,
+    };
+    let core = Core::build(&core_config)?;
+    let config = WorkerConfig {
+        amqp: args.amqp.clone(),
+        topology: TopologyArgs { delivery_limit: 5 },
+        prefetch: 8,
+        concurrency: 8,
+        drain_timeout_secs: 50,
         no_declare: false,
     };
     let connection = Broker::from_args(&args.amqp)?
@@ -115,9 +122,9 @@ async fn demo(
     let channel = connection.create_channel().await?;
     // Declared here as the worker will (same settings, idempotent), so the demo publishes
     // without waiting for the worker to get there first.
-    topology::declare(&channel, &config.topology.spec()).await?;
+    topology::declare(&channel, &config.topology.spec(core.policy())).await?;
     let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(worker::run(config, shutdown.clone()));
+    let worker = tokio::spawn(worker::run(core, config, shutdown.clone()));
     let publisher = Publisher::open(&connection).await?;
     out.text(&format!(
         "demo: a worker is running against {}",

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::job::JobKind;
-use crate::worker::handle::job_properties;
+use crate::worker::amqp_job::job_properties;
 use crate::worker::headers;
 use crate::worker::publisher::{PublishError, Publisher};
 use crate::worker::topology::{dead_queue, JOBS_EXCHANGE};

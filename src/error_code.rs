@@ -78,21 +78,9 @@ impl ErrorInfo {
         Self::new(code.code(), code.name(), class, message.into())
     }
 
-    fn new(code: i64, name: &'static str, class: ErrorClass, message: String) -> Self {
-        Self {
-            code,
-            name,
-            message,
-            class,
-            retryable: class == ErrorClass::Transient,
-        }
-    }
-}
-
-impl From<&SdkError> for ErrorInfo {
-    fn from(err: &SdkError) -> Self {
-        let message = err.to_string();
-        let class = err.class();
+    /// An SDK error's code and name: the library's return code or the server's `errcode` as
+    /// they are, or the project's code for what the binding itself refused or could not read.
+    pub fn from_sdk(err: &SdkError, class: ErrorClass, message: String) -> Self {
         match err {
             SdkError::Code { code, .. } => {
                 Self::new(code.raw().into(), code.name(), class, message)
@@ -104,6 +92,16 @@ impl From<&SdkError> for ErrorInfo {
                 Self::project(ProjectCode::MalformedSdkResponse, class, message)
             }
             SdkError::Refused(_) => Self::project(ProjectCode::InputRefused, class, message),
+        }
+    }
+
+    fn new(code: i64, name: &'static str, class: ErrorClass, message: String) -> Self {
+        Self {
+            code,
+            name,
+            message,
+            class,
+            retryable: class == ErrorClass::Transient,
         }
     }
 }
@@ -119,7 +117,7 @@ mod tests {
             op: SdkOp::GetChatData,
             code: SdkCode::Network,
         };
-        let info = ErrorInfo::from(&sdk);
+        let info = ErrorInfo::from_sdk(&sdk, sdk.class(), sdk.to_string());
         assert_eq!((info.code, info.name), (10001, "sdk_network_error"));
         assert!(info.retryable);
 
@@ -127,7 +125,7 @@ mod tests {
             errcode: 301052,
             errmsg: "expired".into(),
         };
-        let info = ErrorInfo::from(&server);
+        let info = ErrorInfo::from_sdk(&server, server.class(), server.to_string());
         assert_eq!(info.code, 301052);
         assert_eq!(info.class, ErrorClass::Configuration);
     }

@@ -7,11 +7,14 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 use wecom_archive::decrypt::decrypt_page;
 use wecom_archive::keys::KeyRing;
-use wecom_archive::media::{download, ChunkRetry, FsStore, MediaKey, MediaStore};
+use wecom_archive::media::{
+    download, ChunkRetry, DownloadError, FsStore, MediaKey, MediaStore, Unfinished,
+};
 use wecom_archive::sdk::guard::Refused;
-use wecom_archive::sdk::{NetOptions, SdkError, SdkHandle};
+use wecom_archive::sdk::{ErrorClass, NetOptions, SdkError, SdkHandle};
 
 use common::{default_config, Emulator};
 
@@ -39,7 +42,7 @@ fn fetch_into_store(
     sdkfileid: &str,
     md5: Option<&str>,
     retry: &ChunkRetry,
-) -> Result<wecom_archive::media::MediaReport, wecom_archive::media::DownloadError> {
+) -> Result<wecom_archive::media::MediaReport, wecom_archive::media::Unfinished> {
     let partial = store.open_partial(&MediaKey::new(sdkfileid, None)).unwrap();
     let net = NetOptions::default();
     download(
@@ -47,6 +50,7 @@ fn fetch_into_store(
         partial,
         md5,
         retry,
+        &CancellationToken::new(),
     )
 }
 
@@ -241,7 +245,11 @@ fn undecryptable_messages_become_error_items_and_never_fail_the_page() {
     let v2 = page.iter().filter(|m| m.publickey_ver == 2).count();
     assert!(v2 > 0);
     assert_eq!(decrypted.messages.len() + decrypted.errors.len(), 40);
-    let codes: Vec<i64> = decrypted.errors.iter().map(|e| e.error.code).collect();
+    let codes: Vec<i64> = decrypted
+        .errors
+        .iter()
+        .map(|e| e.error.info().code)
+        .collect();
     assert_eq!(
         codes.iter().filter(|&&c| c == 20101).count(),
         v2,
@@ -255,7 +263,7 @@ fn undecryptable_messages_become_error_items_and_never_fail_the_page() {
     let failed = decrypted
         .errors
         .iter()
-        .find(|e| e.error.code == 20101)
+        .find(|e| e.error.info().code == 20101)
         .unwrap();
     let original = page.iter().find(|m| m.seq == failed.seq).unwrap();
     assert_eq!(
@@ -351,7 +359,10 @@ fn a_failing_chunk_is_retried_in_place_and_a_later_attempt_resumes() {
     let md5 = common::expected_md5(config.corps[0].seed, &id);
 
     let err = fetch_into_store(&mut handle, &store, &id, Some(&md5), &quick_retry(2)).unwrap_err();
-    assert!(err.info().retryable, "{err}");
+    let Unfinished::Failed(DownloadError::Sdk { source, .. }) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(source.class(), ErrorClass::Transient, "{err}");
     let report = fetch_into_store(&mut handle, &store, &id, Some(&md5), &quick_retry(2)).unwrap();
     assert_eq!(report.resumed_at, Some(2 * CHUNK));
     assert_eq!(report.md5_matched, Some(true));

@@ -10,11 +10,22 @@ use tokio_util::sync::CancellationToken;
 use super::credentials::{read_secret_file, KeyArg};
 use super::output::JsonLines;
 use crate::dlq::{self, Filter};
+use crate::job::config::RetryArgs;
 use crate::job::JobKind;
+use crate::job::{Core, CoreConfig};
 use crate::worker::connection::Broker;
 use crate::worker::publisher::Publisher;
 use crate::worker::topology::{self, JOBS_EXCHANGE};
 use crate::worker::{self, AmqpArgs, TopologyArgs, WorkerConfig};
+
+/// `wecom-archive worker`: the job core's settings and the worker's.
+#[derive(Args)]
+pub struct WorkerCommand {
+    #[command(flatten)]
+    core: CoreConfig,
+    #[command(flatten)]
+    worker: WorkerConfig,
+}
 
 #[derive(Subcommand)]
 pub enum TopologyCommand {
@@ -22,6 +33,8 @@ pub enum TopologyCommand {
     Apply {
         #[command(flatten)]
         amqp: AmqpArgs,
+        #[command(flatten)]
+        retry: RetryArgs,
         #[command(flatten)]
         topology: TopologyArgs,
     },
@@ -122,9 +135,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// How long the process waits, once the worker returned, for SDK calls still under way in
+/// cancelled jobs: not at all, their jobs are already back in the broker.
+const ABANDON_SDK_CALLS: std::time::Duration = std::time::Duration::ZERO;
+
 /// Runs the worker until SIGTERM or SIGINT.
-pub fn run_worker(config: WorkerConfig) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async move {
+pub fn run_worker(command: WorkerCommand) -> anyhow::Result<ExitCode> {
+    let WorkerCommand { core, worker } = command;
+    let core = Core::build(&core)?;
+    let runtime = runtime()?;
+    let ran = runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let signal = shutdown.clone();
         tokio::spawn(async move {
@@ -132,9 +152,12 @@ pub fn run_worker(config: WorkerConfig) -> anyhow::Result<ExitCode> {
             tracing::info!("signal received: draining");
             signal.cancel();
         });
-        worker::run(config, shutdown).await?;
-        Ok(ExitCode::SUCCESS)
-    })
+        worker::run(core, worker, shutdown).await
+    });
+    // Dropping the runtime would wait for every blocking thread, an SDK call of a cancelled job
+    // included (up to its timeout); the drain timeout must bound the stop instead.
+    runtime.shutdown_timeout(ABANDON_SDK_CALLS);
+    ran.map(|()| ExitCode::SUCCESS)
 }
 
 async fn wait_for_signal() {
@@ -148,13 +171,17 @@ async fn wait_for_signal() {
 }
 
 pub fn topology(command: TopologyCommand, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
-    let TopologyCommand::Apply { amqp, topology } = command;
+    let TopologyCommand::Apply {
+        amqp,
+        retry,
+        topology,
+    } = command;
     runtime()?.block_on(async {
         let connection = Broker::from_args(&amqp)?
             .connect("wecom-archive topology")
             .await?;
         let channel = connection.create_channel().await?;
-        topology::declare(&channel, &topology.spec()).await?;
+        topology::declare(&channel, &topology.spec(&retry.policy())).await?;
         connection.close(200, "done".into()).await?;
         out.text("topology declared")?;
         Ok(ExitCode::SUCCESS)

@@ -5,13 +5,15 @@ use std::process::ExitCode;
 
 use clap::Args;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use super::credentials::{load_keys, read_secret_file};
 use super::output::JsonLines;
 use super::{CorpArgs, KeyArgs};
 use crate::decrypt::{decrypt_page, DecryptedMessage, MessageError};
 use crate::error_code::ErrorInfo;
-use crate::media::{download, ChunkRetry, DownloadError, MediaKey, PartialFile};
+use crate::job::error::JobError;
+use crate::media::{download, ChunkRetry, MediaKey, PartialFile, Unfinished};
 use crate::sdk::{FinanceSdk, SdkHandle};
 
 #[derive(Debug, Args)]
@@ -73,7 +75,7 @@ pub fn chatdata(args: &ChatdataArgs, out: &mut JsonLines) -> anyhow::Result<Exit
         Err(err) => {
             out.line(&FailureLine {
                 status: "failed",
-                error: ErrorInfo::from(&err),
+                error: JobError::from(err).info(),
             })?;
             return Ok(ExitCode::FAILURE);
         }
@@ -113,23 +115,26 @@ pub fn media(args: &MediaArgs, out: &mut JsonLines) -> anyhow::Result<ExitCode> 
     let net = args.corp.net.options()?;
     let (_sdk, mut handle) = open(&args.corp)?;
     let key = MediaKey::new(&args.sdkfileid, None);
+    let uncancelled = CancellationToken::new();
     let outcome = PartialFile::open(args.out.clone(), key.fingerprint())
-        .map_err(DownloadError::from)
+        .map_err(Unfinished::from)
         .and_then(|partial| {
             let fetch = |index: &str| handle.get_media_chunk(&args.sdkfileid, index, &net);
-            download(fetch, partial, args.md5.as_deref(), &ChunkRetry::default())
+            let retry = ChunkRetry::default();
+            download(fetch, partial, args.md5.as_deref(), &retry, &uncancelled)
         });
     match outcome {
         Ok(report) => {
             out.line(&report)?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(err) => {
+        Err(Unfinished::Failed(err)) => {
             out.line(&FailureLine {
                 status: "failed",
-                error: err.info(),
+                error: JobError::from(err).info(),
             })?;
             Ok(ExitCode::FAILURE)
         }
+        Err(Unfinished::Cancelled) => anyhow::bail!("the download was cancelled"),
     }
 }

@@ -42,7 +42,7 @@ enum Command {
     #[command(subcommand)]
     Fetch(FetchCommand),
     /// Consume jobs from RabbitMQ and publish results, until SIGTERM.
-    Worker(crate::worker::WorkerConfig),
+    Worker(broker::WorkerCommand),
     /// Manage the broker's exchanges and queues.
     #[command(subcommand)]
     Topology(broker::TopologyCommand),
@@ -119,7 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sdk(SdkCommand::Check(args)) => sdk_check::run(&args, &mut out)?,
         Command::Fetch(FetchCommand::Chatdata(args)) => fetch::chatdata(&args, &mut out)?,
         Command::Fetch(FetchCommand::Media(args)) => fetch::media(&args, &mut out)?,
-        Command::Worker(config) => broker::run_worker(config)?,
+        Command::Worker(command) => broker::run_worker(command)?,
         Command::Topology(command) => broker::topology(command, &mut out)?,
         Command::Publish(command) => broker::publish(command, &mut out)?,
         Command::Dlq(command) => broker::dlq(command, &mut out)?,

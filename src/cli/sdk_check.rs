@@ -73,9 +73,10 @@ pub fn run(args: &CheckArgs, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
             verdict(out, "credentials, network and keys work", None)
         }
         Err(failure) => {
+            let info = failure.error.info();
             out.text(&format!(
                 "decrypt: failed with {} ({}): {}",
-                failure.error.code, failure.error.name, failure.error.message
+                info.code, info.name, info.message
             ))?;
             out.text("verdict: FAILED: the keys do not decrypt this corp's messages")?;
             Ok(ExitCode::FAILURE)

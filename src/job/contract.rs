@@ -141,6 +141,14 @@ fn default_max_pages() -> u32 {
     1
 }
 
+/// How far a multi-page chat job got: the seq to go on after, and the pages already published.
+/// Carried by a job's continuation and retry copies (the `x-wecom-progress` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatProgress {
+    pub seq: u64,
+    pub pages_done: u32,
+}
+
 /// Where a result belongs: what a consumer needs to match it to its job and drop duplicates.
 #[derive(Debug, Clone, Serialize)]
 pub struct Envelope {
@@ -156,14 +164,23 @@ pub struct Envelope {
     pub attempts: u32,
 }
 
-/// One page of a `fetch-chatdata` job.
+/// Every result: its status and type, the envelope, then what is particular to it.
 #[derive(Debug, Serialize)]
-pub struct ChatPageResult {
+pub struct ResultMessage<B> {
+    /// `ok` or `failed`.
     pub status: &'static str,
+    /// The job kind's [`JobKind::result_type`].
     #[serde(rename = "type")]
     pub kind: &'static str,
     #[serde(flatten)]
     pub envelope: Envelope,
+    #[serde(flatten)]
+    pub body: B,
+}
+
+/// One page of a `fetch-chatdata` job.
+#[derive(Debug, Serialize)]
+pub struct ChatPage {
     /// 1-based page number within the job.
     pub page: u32,
     /// The `seq` this page was fetched after.
@@ -178,12 +195,7 @@ pub struct ChatPageResult {
 
 /// The file of a `fetch-media` job.
 #[derive(Debug, Serialize)]
-pub struct MediaResult {
-    pub status: &'static str,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    #[serde(flatten)]
-    pub envelope: Envelope,
+pub struct MediaFile {
     pub sdkfileid: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub msgid: Option<String>,
@@ -194,24 +206,8 @@ pub struct MediaResult {
     pub data_base64: Option<String>,
 }
 
-/// A job that ended without a result.
+/// Why a job ended without a result.
 #[derive(Debug, Serialize)]
-pub struct FailureResult {
-    pub status: &'static str,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    #[serde(flatten)]
-    pub envelope: Envelope,
+pub struct Failure {
     pub error: ErrorInfo,
-}
-
-impl FailureResult {
-    pub fn new(kind: JobKind, envelope: Envelope, error: ErrorInfo) -> Self {
-        Self {
-            status: "failed",
-            kind: kind.result_type(),
-            envelope,
-            error,
-        }
-    }
 }

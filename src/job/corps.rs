@@ -4,7 +4,8 @@
 //! Inline credentials (the seed service's way) travel in every job; an operator can turn them
 //! off and keep credentials with the worker instead, in a directory of corps by alias whose
 //! secrets and keys come from files or environment variables. A corp from the directory is
-//! loaded once and shared; an inline one is built per job.
+//! loaded once and shared; an inline one is built per job, its keys parsed once and then
+//! served from a bounded cache ([`KeyCache`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,16 +17,15 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::contract::CorpRef;
-use crate::error_code::{ErrorInfo, ProjectCode};
+use super::key_cache::KeyCache;
 use crate::keys::{KeyError, KeyRing};
-use crate::sdk::ErrorClass;
 
 /// A corp ready to work with.
 #[derive(Debug)]
 pub struct Corp {
     pub corpid: String,
     pub secret: SecretString,
-    pub keys: KeyRing,
+    pub keys: Arc<KeyRing>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,18 +38,6 @@ pub enum CorpError {
     Missing,
     #[error(transparent)]
     Key(#[from] KeyError),
-}
-
-impl CorpError {
-    pub fn info(&self) -> ErrorInfo {
-        let (code, class) = match self {
-            Self::UnknownAlias(_) => (ProjectCode::UnknownCorp, ErrorClass::Configuration),
-            Self::InlineRefused => (ProjectCode::InlineCredentialsRefused, ErrorClass::Permanent),
-            Self::Missing => (ProjectCode::InvalidJob, ErrorClass::Permanent),
-            Self::Key(_) => (ProjectCode::InvalidPrivateKey, ErrorClass::Permanent),
-        };
-        ErrorInfo::project(code, class, self.to_string())
-    }
 }
 
 /// Where a secret comes from.
@@ -84,24 +72,26 @@ struct CorpEntry {
 }
 
 /// The corps a worker knows by alias, and whether jobs may bring their own credentials.
-#[derive(Debug, Default)]
 pub struct CorpDirectory {
     corps: HashMap<String, Arc<Corp>>,
     allow_inline: bool,
+    inline_keys: KeyCache,
 }
 
 impl CorpDirectory {
-    /// No aliases; inline credentials as `allow_inline` says.
-    pub fn inline_only(allow_inline: bool) -> Self {
+    /// No aliases; inline credentials as `allow_inline` says, their key sets cached up to
+    /// `key_sets` of them.
+    pub fn inline_only(allow_inline: bool, key_sets: usize) -> Self {
         Self {
             corps: HashMap::new(),
             allow_inline,
+            inline_keys: KeyCache::new(key_sets),
         }
     }
 
     /// Loads a JSON file `{"alias": {"corpid": "...", "secret": {"file": "..."} | {"env": "..."},
     /// "keys": {"1": {"file": "..."}}}}`.
-    pub fn load(path: &Path, allow_inline: bool) -> anyhow::Result<Self> {
+    pub fn load(path: &Path, allow_inline: bool, key_sets: usize) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the corp directory {}", path.display()))?;
         let entries: HashMap<String, CorpEntry> = serde_json::from_str(&text)
@@ -123,14 +113,19 @@ impl CorpDirectory {
             let corp = Corp {
                 corpid: entry.corpid,
                 secret,
-                keys,
+                keys: Arc::new(keys),
             };
             corps.insert(alias, Arc::new(corp));
         }
         Ok(Self {
             corps,
-            allow_inline,
+            ..Self::inline_only(allow_inline, key_sets)
         })
+    }
+
+    /// How many inline key sets are cached.
+    pub fn cached_key_sets(&self) -> usize {
+        self.inline_keys.len()
     }
 
     /// The corp a job is for. Inline private keys are parsed only when `with_keys` (chat jobs).
@@ -148,12 +143,10 @@ impl CorpDirectory {
         if !self.allow_inline {
             return Err(CorpError::InlineRefused);
         }
-        let mut keys = KeyRing::new();
-        if with_keys {
-            for key in corp.private_keys.iter().flatten() {
-                keys.insert_pem(key.publickey_ver, &key.private_key)?;
-            }
-        }
+        let keys = match &corp.private_keys {
+            Some(keys) if with_keys => self.inline_keys.get_or_parse(keys)?,
+            _ => Arc::new(KeyRing::new()),
+        };
         Ok(Arc::new(Corp {
             corpid: corpid.clone(),
             secret: SecretString::from(secret.expose_secret().to_owned()),
@@ -165,6 +158,12 @@ impl CorpDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error_code::ProjectCode;
+    use crate::job::error::JobError;
+
+    fn info(err: CorpError) -> crate::error_code::ErrorInfo {
+        JobError::from(err).info()
+    }
 
     fn inline(json: &str) -> CorpRef {
         serde_json::from_str(json).unwrap()
@@ -173,14 +172,13 @@ mod tests {
     #[test]
     fn inline_credentials_can_be_turned_off() {
         let job = inline(r#"{"corpid": "ww1", "secret": "s"}"#);
-        assert!(CorpDirectory::inline_only(true).resolve(&job, true).is_ok());
-        let err = CorpDirectory::inline_only(false)
+        assert!(CorpDirectory::inline_only(true, 4)
+            .resolve(&job, true)
+            .is_ok());
+        let err = CorpDirectory::inline_only(false, 4)
             .resolve(&job, true)
             .unwrap_err();
-        assert_eq!(
-            err.info().code,
-            ProjectCode::InlineCredentialsRefused.code()
-        );
+        assert_eq!(info(err).code, ProjectCode::InlineCredentialsRefused.code());
     }
 
     #[test]
@@ -195,7 +193,7 @@ mod tests {
             format!(r#"{{"acme": {{"corpid": "ww-acme", "secret": {{"file": "{}"}}, "keys": {{"1": {{"file": "{key}"}}}}}}}}"#, secret.display()),
         )
         .unwrap();
-        let corps = CorpDirectory::load(&file, false).unwrap();
+        let corps = CorpDirectory::load(&file, false, 4).unwrap();
         let acme = corps.resolve(&inline(r#"{"corp": "acme"}"#), true).unwrap();
         assert_eq!(acme.corpid, "ww-acme");
         assert_eq!(acme.secret.expose_secret(), "from-file");
@@ -203,7 +201,7 @@ mod tests {
         let err = corps
             .resolve(&inline(r#"{"corp": "other"}"#), true)
             .unwrap_err();
-        assert_eq!(err.info().code, ProjectCode::UnknownCorp.code());
+        assert_eq!(info(err).code, ProjectCode::UnknownCorp.code());
     }
 
     #[test]
@@ -211,15 +209,15 @@ mod tests {
         let job = inline(
             r#"{"corpid": "ww1", "secret": "s", "private_keys": [{"publickey_ver": 4, "private_key": "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----"}]}"#,
         );
-        let err = CorpDirectory::inline_only(true)
+        let err = CorpDirectory::inline_only(true, 4)
             .resolve(&job, true)
             .unwrap_err();
-        let info = err.info();
+        let info = info(err);
         assert_eq!(info.code, ProjectCode::InvalidPrivateKey.code());
         assert!(info.message.contains("publickey_ver 4"), "{}", info.message);
         assert!(!info.message.contains("AAAA"));
         // Media jobs do not need the keys, so a bad one does not stop them.
-        assert!(CorpDirectory::inline_only(true)
+        assert!(CorpDirectory::inline_only(true, 4)
             .resolve(&job, false)
             .is_ok());
     }

@@ -1,20 +1,34 @@
-//! The job core: what a job is, how it runs, what it produces. It does not know whether a job
-//! came from AMQP or HTTP, nor where media is stored: transports ([`crate::worker`]) hand it
-//! bytes and get back outputs, a retry, or a failure.
+//! The job core: what a job is, how it runs, what it produces, and what happens to it next. It
+//! does not know whether a job came from AMQP or HTTP, nor where media is stored: a door hands
+//! it a parsed job and a sink, and carries out the fate it decides.
 //!
-//! - [`contract`]: the JSON shapes of jobs and results;
-//! - [`parse`]: bytes to a validated [`Job`];
-//! - [`corps`]: credentials, from a job or from the worker's corp directory;
-//! - [`sdk_pool`]: SDK handles pooled per corp;
-//! - [`run`]: executing a job;
-//! - [`retry`]: the retry policy, a plain value.
+//! - [`config`]: the core's settings; [`core`]: the [`Core`], built once from them, and
+//!   [`Core::run`];
+//! - [`contract`]: the JSON shapes of jobs and results; [`parse`]: bytes to a validated [`Job`];
+//!   [`results`]: building the results;
+//! - [`corps`]: credentials, from a job or the corp directory; [`key_cache`]: inline keys
+//!   parsed once; [`sdk_pool`]: SDK handles pooled per corp, closed when idle;
+//! - `fetch_chatdata`, `fetch_media`: running each kind of job;
+//! - [`sink`]: where outputs go as soon as they exist;
+//! - [`error`]: the one typed job error; [`retry`]: the retry policy, a plain value;
+//!   [`fate`]: the one decision of what happens to a job next.
 
+pub mod config;
 pub mod contract;
+pub mod core;
 pub mod corps;
+pub mod error;
+pub mod fate;
+mod fetch_chatdata;
+mod fetch_media;
+pub mod key_cache;
 pub mod parse;
+pub mod results;
 pub mod retry;
-pub mod run;
 pub mod sdk_pool;
+pub mod sink;
 
+pub use self::core::{Core, JobMeta};
+pub use config::CoreConfig;
 pub use contract::JobKind;
 pub use parse::{parse, InvalidJob, Job};

@@ -5,9 +5,14 @@
 //! is used by one thread at a time, which the pool guarantees by lending it out. The pool's size
 //! is the limit on concurrent SDK calls per corp. A handle that saw a transient error is not
 //! returned to the pool: the next job gets a fresh one with a fresh token.
+//!
+//! Pools do not live for ever: one whose corp has had no job for `idle` is closed by
+//! [`SdkPools::close_idle`] (its handles destroyed, its copy of the secret dropped), so that
+//! jobs with inline credentials of many corps, or a rotated secret, leave no handles behind.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, Object, Pool, RecycleResult};
 use secrecy::{ExposeSecret, SecretString};
@@ -40,19 +45,26 @@ impl managed::Manager for HandleMaker {
 /// A handle lent by the pool; dropping it returns it.
 pub type PooledHandle = Object<HandleMaker>;
 
-/// One pool per corp, created on first use.
+/// One pool per corp, created on first use, closed after `idle` without use.
 pub struct SdkPools {
     sdk: Arc<FinanceSdk>,
     per_corp: usize,
+    idle: Duration,
     // Keyed by corpid and a digest of the secret: the map never holds a secret in its keys.
-    pools: Mutex<HashMap<(String, String), Pool<HandleMaker>>>,
+    pools: Mutex<HashMap<(String, String), CorpPool>>,
+}
+
+struct CorpPool {
+    pool: Pool<HandleMaker>,
+    last_used: Instant,
 }
 
 impl SdkPools {
-    pub fn new(sdk: Arc<FinanceSdk>, per_corp: usize) -> Self {
+    pub fn new(sdk: Arc<FinanceSdk>, per_corp: usize, idle: Duration) -> Self {
         Self {
             sdk,
             per_corp: per_corp.max(1),
+            idle,
             pools: Mutex::new(HashMap::new()),
         }
     }
@@ -73,7 +85,7 @@ impl SdkPools {
     fn pool_for(&self, corp: &Corp) -> Pool<HandleMaker> {
         let digest = hex::encode(Sha256::digest(corp.secret.expose_secret().as_bytes()));
         let mut pools = self.pools.lock().expect("the pool map is never poisoned");
-        pools
+        let entry = pools
             .entry((corp.corpid.clone(), digest))
             .or_insert_with(|| {
                 let maker = HandleMaker {
@@ -81,12 +93,41 @@ impl SdkPools {
                     corpid: corp.corpid.clone(),
                     secret: corp.secret.clone(),
                 };
-                Pool::builder(maker)
+                let pool = Pool::builder(maker)
                     .max_size(self.per_corp)
                     .build()
-                    .expect("a pool without timeouts needs no runtime")
-            })
-            .clone()
+                    .expect("a pool without timeouts needs no runtime");
+                CorpPool {
+                    pool,
+                    last_used: Instant::now(),
+                }
+            });
+        entry.last_used = Instant::now();
+        entry.pool.clone()
+    }
+
+    /// Closes the pools that lent no handle for `idle` and have none out now; returns how many
+    /// are left. A job still holding a pool it got before keeps it until it is done.
+    pub fn close_idle(&self, now: Instant) -> usize {
+        let mut pools = self.pools.lock().expect("the pool map is never poisoned");
+        pools.retain(|(corpid, _), corp_pool| {
+            let status = corp_pool.pool.status();
+            let keep = now.saturating_duration_since(corp_pool.last_used) < self.idle
+                || status.available < status.size;
+            if !keep {
+                tracing::debug!(corpid, handles = status.size, "closing an idle SDK pool");
+            }
+            keep
+        });
+        pools.len()
+    }
+
+    /// How many corps have a pool now.
+    pub fn open_pools(&self) -> usize {
+        self.pools
+            .lock()
+            .expect("the pool map is never poisoned")
+            .len()
     }
 }
 

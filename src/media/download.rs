@@ -6,6 +6,9 @@
 //! number of times (the official advice: never restart the file); if it still fails, the
 //! partial file and its resume point stay, and the next attempt continues from there.
 //!
+//! A cancelled download stops before its next chunk, keeping the partial file and its resume
+//! point: the job goes back to the broker and its next delivery continues from there.
+//!
 //! When the store is full, the partial file is dropped (not kept for a resume): partial files
 //! of several downloads could otherwise fill the disk between them and none would finish.
 //!
@@ -24,11 +27,11 @@ use std::time::Duration;
 use md5::Md5;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use wecom_sdk_format::media_index::parse_index;
 
 use super::partial::PartialMedia;
-use crate::error_code::{ErrorInfo, ProjectCode};
 use crate::sdk::{ErrorClass, MediaChunk, SdkError, SdkOp};
 
 /// How often, and how patiently, one chunk is retried after a transient failure.
@@ -77,6 +80,7 @@ pub struct MediaReport {
     pub resumed_at: Option<u64>,
 }
 
+/// Why a download failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
     #[error("GetMediaData failed at index {index:?}: {source}")]
@@ -85,54 +89,55 @@ pub enum DownloadError {
     Store(#[from] io::Error),
 }
 
-impl DownloadError {
-    pub fn info(&self) -> ErrorInfo {
-        match self {
-            Self::Sdk { source, .. } => {
-                let mut info = ErrorInfo::from(source);
-                info.message = self.to_string();
-                info
-            }
-            // A full or failing disk may recover; the partial file is kept for the next try.
-            Self::Store(_) => ErrorInfo::project(
-                ProjectCode::MediaStoreIo,
-                ErrorClass::Transient,
-                self.to_string(),
-            ),
-        }
+/// Why a download did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Unfinished {
+    #[error(transparent)]
+    Failed(#[from] DownloadError),
+    /// Stopped by its cancellation token before the next chunk; the partial file is kept.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl From<io::Error> for Unfinished {
+    fn from(err: io::Error) -> Self {
+        Self::Failed(DownloadError::Store(err))
     }
 }
 
 /// Downloads one file into `partial` with `fetch(index)` (one `GetMediaData` call), then
-/// commits it to the store.
+/// commits it to the store. Checks `cancel` before each chunk.
 pub fn download<P: PartialMedia + Send>(
     mut fetch: impl FnMut(&str) -> Result<MediaChunk, SdkError>,
     mut partial: P,
     expected_md5: Option<&str>,
     retry: &ChunkRetry,
-) -> Result<MediaReport, DownloadError> {
+    cancel: &CancellationToken,
+) -> Result<MediaReport, Unfinished> {
     let expected = expected_md5
         .map(str::trim)
         .filter(|md5| !md5.is_empty())
         .map(str::to_ascii_lowercase);
     let resumed_at = partial.resume_point().map(|point| point.bytes);
     let passes = (|| {
-        let mut pass = stream(&mut fetch, &mut partial, retry)?;
+        let mut pass = stream(&mut fetch, &mut partial, retry, cancel)?;
         let mut chunks_fetched = pass.chunks;
         if expected.as_ref().is_some_and(|md5| *md5 != pass.md5) {
             partial.restart()?;
-            pass = stream(&mut fetch, &mut partial, retry)?;
+            pass = stream(&mut fetch, &mut partial, retry, cancel)?;
             chunks_fetched += pass.chunks;
         }
         Ok((pass, chunks_fetched))
     })();
     let (pass, chunks_fetched) = match passes {
         Ok(done) => done,
-        Err(DownloadError::Store(err)) if err.kind() == io::ErrorKind::StorageFull => {
+        Err(Unfinished::Failed(DownloadError::Store(err)))
+            if err.kind() == io::ErrorKind::StorageFull =>
+        {
             // Keeping this partial file would hold space other downloads need to finish; on a
             // full disk, giving it up is what lets the retries get through one by one.
             let _ = partial.restart();
-            return Err(DownloadError::Store(err));
+            return Err(DownloadError::Store(err).into());
         }
         Err(err) => return Err(err),
     };
@@ -165,7 +170,8 @@ fn stream<P: PartialMedia + Send>(
     fetch: &mut impl FnMut(&str) -> Result<MediaChunk, SdkError>,
     partial: &mut P,
     retry: &ChunkRetry,
-) -> Result<Pass, DownloadError> {
+    cancel: &CancellationToken,
+) -> Result<Pass, Unfinished> {
     let mut md5 = Md5::new();
     let mut sha256 = Sha256::new();
     let (mut index, mut size) = match partial.resume_point() {
@@ -205,9 +211,12 @@ fn stream<P: PartialMedia + Send>(
             if store_failed.load(Ordering::Relaxed) {
                 break Ok(());
             }
+            if cancel.is_cancelled() {
+                break Err(Unfinished::Cancelled);
+            }
             let chunk = match fetch_chunk(fetch, &index, retry) {
                 Ok(chunk) => chunk,
-                Err(err) => break Err(err),
+                Err(err) => break Err(err.into()),
             };
             if let Some(next) = &chunk.next_index {
                 // Checked before anything is written: a library that does not move forward
@@ -219,7 +228,8 @@ fn stream<P: PartialMedia + Send>(
                             reason: format!("the next index {next:?} does not move past {index:?}"),
                         },
                         index,
-                    });
+                    }
+                    .into());
                 }
             }
             chunks += 1;
@@ -299,8 +309,23 @@ fn fetch_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error_code::{ErrorInfo, ProjectCode};
+    use crate::job::error::JobError;
     use crate::media::partial::ResumePoint;
     use crate::sdk::SdkCode;
+
+    /// A token nobody cancels.
+    fn go() -> CancellationToken {
+        CancellationToken::new()
+    }
+
+    /// The wire form of a failed download.
+    fn info(err: Unfinished) -> ErrorInfo {
+        match err {
+            Unfinished::Failed(err) => JobError::from(err).info(),
+            Unfinished::Cancelled => panic!("the download was not cancelled"),
+        }
+    }
 
     /// An in-memory store, for the loop's logic.
     #[derive(Default)]
@@ -384,7 +409,7 @@ mod tests {
     #[test]
     fn chunks_are_appended_in_order_and_hashed() {
         let mut store = MemoryPartial::default();
-        let report = download(server(3), &mut store, None, &quick()).unwrap();
+        let report = download(server(3), &mut store, None, &quick(), &go()).unwrap();
         assert_eq!(store.bytes, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
         assert!(store.committed);
         assert_eq!(report.size, 12);
@@ -407,7 +432,7 @@ mod tests {
             serve(index)
         };
         let mut store = MemoryPartial::default();
-        download(fetch, &mut store, None, &quick()).unwrap();
+        download(fetch, &mut store, None, &quick(), &go()).unwrap();
         assert_eq!(calls, [idx(0), idx(1), idx(1), idx(2)]);
     }
 
@@ -422,8 +447,8 @@ mod tests {
                 serve(index)
             }
         };
-        let err = download(broken, &mut store, None, &quick()).unwrap_err();
-        assert!(err.info().retryable);
+        let err = download(broken, &mut store, None, &quick(), &go()).unwrap_err();
+        assert!(info(err).retryable);
         assert!(!store.committed);
         assert_eq!(store.resume.as_ref().unwrap().next_index, idx(2));
 
@@ -432,7 +457,7 @@ mod tests {
             calls.push(index.to_owned());
             serve(index)
         };
-        let report = download(counting, &mut store, None, &quick()).unwrap();
+        let report = download(counting, &mut store, None, &quick(), &go()).unwrap();
         assert_eq!(calls, [idx(2)]);
         assert_eq!(report.resumed_at, Some(8));
         assert_eq!(
@@ -449,9 +474,9 @@ mod tests {
             Err(failure(10010))
         };
         let mut store = MemoryPartial::default();
-        let err = download(fetch, &mut store, None, &quick()).unwrap_err();
+        let err = download(fetch, &mut store, None, &quick(), &go()).unwrap_err();
         assert_eq!(calls, 1);
-        assert_eq!(err.info().code, 10010);
+        assert_eq!(info(err).code, 10010);
     }
 
     #[test]
@@ -468,6 +493,7 @@ mod tests {
             &mut store,
             Some("00000000000000000000000000000000"),
             &quick(),
+            &go(),
         )
         .unwrap();
         assert_eq!(calls, 4, "two passes of two chunks");
@@ -476,7 +502,7 @@ mod tests {
 
         let good = report.md5.to_ascii_uppercase();
         let mut store = MemoryPartial::default();
-        let report = download(server(2), &mut store, Some(&good), &quick()).unwrap();
+        let report = download(server(2), &mut store, Some(&good), &quick(), &go()).unwrap();
         assert_eq!((report.md5_matched, report.chunks_fetched), (Some(true), 2));
     }
 
@@ -493,8 +519,8 @@ mod tests {
             })
         };
         let mut store = MemoryPartial::default();
-        let err = download(fetch, &mut store, None, &quick()).unwrap_err();
-        assert_eq!(err.info().class, ErrorClass::Permanent);
+        let err = download(fetch, &mut store, None, &quick(), &go()).unwrap_err();
+        assert_eq!(info(err).class, ErrorClass::Permanent);
         assert_eq!(store.bytes.len(), 4, "only the first chunk was written");
     }
 
@@ -504,14 +530,32 @@ mod tests {
             capacity: Some(6),
             ..MemoryPartial::default()
         };
-        let err = download(server(3), &mut store, None, &quick()).unwrap_err();
-        assert_eq!(err.info().code, ProjectCode::MediaStoreIo.code());
-        assert!(err.info().retryable);
+        let err = download(server(3), &mut store, None, &quick(), &go()).unwrap_err();
+        let info = info(err);
+        assert_eq!(info.code, ProjectCode::MediaStoreIo.code());
+        assert!(info.retryable);
         assert!(
             store.bytes.is_empty() && store.resume.is_none(),
             "its space is given back"
         );
         assert!(!store.committed);
+    }
+
+    #[test]
+    fn a_cancelled_download_stops_before_its_next_chunk_and_keeps_its_resume_point() {
+        let serve = server(3);
+        let cancel = CancellationToken::new();
+        let fetch = |index: &str| {
+            // Cancelled while the first chunk is being fetched.
+            cancel.cancel();
+            serve(index)
+        };
+        let mut store = MemoryPartial::default();
+        let err = download(fetch, &mut store, None, &quick(), &cancel).unwrap_err();
+        assert!(matches!(err, Unfinished::Cancelled), "{err:?}");
+        assert!(!store.committed);
+        assert_eq!(store.bytes.len(), 4, "the chunk in flight is kept");
+        assert_eq!(store.resume.as_ref().unwrap().next_index, idx(1));
     }
 
     #[test]

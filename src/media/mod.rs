@@ -15,6 +15,6 @@ pub mod download;
 pub mod fs_store;
 pub mod partial;
 
-pub use download::{download, ChunkRetry, DownloadError, MediaReport};
+pub use download::{download, ChunkRetry, DownloadError, MediaReport, Unfinished};
 pub use fs_store::{FsStore, PartialFile};
 pub use partial::{MediaKey, MediaStore, PartialMedia, ResumePoint};

@@ -5,7 +5,7 @@
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
 use crate::error_code::ErrorInfo;
-use crate::job::run::ChatProgress;
+use crate::job::contract::ChatProgress;
 
 /// Which attempt a delivery is (1 when absent).
 pub const ATTEMPT: &str = "x-wecom-attempt";
@@ -132,6 +132,18 @@ pub fn for_retry(
     table
 }
 
+/// The headers of a chat job's continuation: where to go on, and a first attempt (attempts
+/// count per page: the pages before it succeeded).
+pub fn for_continuation(original: Option<&FieldTable>, progress: ChatProgress) -> FieldTable {
+    let mut table = without(
+        original,
+        &[ATTEMPT, PROGRESS, DELIVERY_COUNT, ACQUIRED_COUNT],
+    );
+    let progress = serde_json::to_string(&progress).expect("progress serializes");
+    set(&mut table, PROGRESS, long_string(&progress));
+    table
+}
+
 /// The headers of a dead letter: why it died, after how many attempts.
 pub fn for_dead_letter(
     original: Option<&FieldTable>,
@@ -188,6 +200,25 @@ mod tests {
         assert_eq!(delivery_count(Some(&redelivered)), 4);
         let retry = for_retry(Some(&redelivered), 2, None);
         assert_eq!(delivery_count(Some(&retry)), 0);
+    }
+
+    #[test]
+    fn a_continuation_goes_on_from_its_progress_as_a_first_attempt() {
+        let mut delivered = for_retry(None, 3, None);
+        delivered.insert(DELIVERY_COUNT.into(), AMQPValue::LongLongInt(2));
+        delivered.insert("app".into(), long_string("odoo"));
+        let next = ChatProgress {
+            seq: 2000,
+            pages_done: 2,
+        };
+        let continuation = for_continuation(Some(&delivered), next);
+        assert_eq!(progress(Some(&continuation)), Some(next));
+        assert_eq!(attempt(Some(&continuation)), 1);
+        assert_eq!(delivery_count(Some(&continuation)), 0);
+        assert_eq!(
+            error_text(Some(&continuation), "app").as_deref(),
+            Some("odoo")
+        );
     }
 
     #[test]

@@ -1,24 +1,29 @@
-//! The RabbitMQ worker: consumes `fetch-chatdata` and `fetch-media` jobs, runs them with the job
-//! core ([`crate::job`]), publishes results, retries and dead letters ([`handle`]).
+//! The RabbitMQ worker, a door of the job core: consumes `fetch-chatdata` and `fetch-media`
+//! jobs, runs them with a built [`Core`], and publishes results, continuations, retries and dead
+//! letters ([`handle`], over [`amqp_job`]).
 //!
 //! [`run`] is the entry, in the manner of mini-redis: it runs until `shutdown` fires, through
 //! broker restarts (reconnecting with backoff; unacked jobs are redelivered by the broker). One
 //! connection consumes, another publishes, so that a blocked publisher (a full queue) cannot
 //! stall the consumer's heartbeats. A semaphore bounds the jobs in flight; on shutdown the
-//! worker stops consuming, releases what it prefetched but had not started, finishes what it
-//! runs, and returns. A failing publisher ends the session like a failing consumer.
+//! worker stops consuming, releases what it prefetched but had not started, and gives the jobs
+//! it runs the drain timeout to finish; then it cancels them (they stop at their next page or
+//! chunk and are released to the broker) and returns. A lost session cancels its jobs the same
+//! way. A failing publisher ends the session like a failing consumer.
 
+pub mod amqp_job;
 pub mod config;
 pub mod connection;
+pub mod delivered;
 pub mod handle;
 pub mod headers;
 pub mod publisher;
 pub mod topology;
+pub mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use futures_util::stream::{BoxStream, SelectAll, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
@@ -28,48 +33,27 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::job::corps::CorpDirectory;
-use crate::job::run::JobContext;
-use crate::job::sdk_pool::SdkPools;
-use crate::job::JobKind;
-use crate::media::{ChunkRetry, FsStore};
-use crate::sdk::FinanceSdk;
+use crate::job::{Core, JobKind};
+use amqp_job::{AmqpJob, REQUEUE};
 pub use config::{AmqpArgs, TopologyArgs, WorkerConfig};
 use connection::Broker;
-use handle::{handle_delivery, Shared, REQUEUE};
+use delivered::Delivered;
+use handle::handle;
 use publisher::Publisher;
-
-/// How long a stopping worker waits for the jobs it holds before it gives up publishing
-/// (they are then redelivered). Below docker-compose's `stop_grace_period`.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(50);
 
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
 
-/// Runs the worker until `shutdown` is cancelled.
-pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Runs the worker with `core` until `shutdown` is cancelled.
+pub async fn run(
+    core: Arc<Core>,
+    config: WorkerConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let broker = Broker::from_args(&config.amqp)?;
-    let sdk = FinanceSdk::load(&config.lib)?;
-    let corps = match &config.corps_file {
-        Some(path) => CorpDirectory::load(path, config.inline_credentials)?,
-        None => CorpDirectory::inline_only(config.inline_credentials),
-    };
-    std::fs::create_dir_all(&config.media_dir).with_context(|| {
-        format!(
-            "cannot create the media directory {}",
-            config.media_dir.display()
-        )
-    })?;
-    let ctx = Arc::new(JobContext {
-        pools: SdkPools::new(sdk, config.sdk_per_corp),
-        corps,
-        store: FsStore::new(&config.media_dir),
-        inline_max_bytes: config.inline_max_bytes,
-        chunk_retry: ChunkRetry::default(),
-        decrypting: Semaphore::new(1),
-    });
+    tokio::spawn(Arc::clone(&core).maintain(shutdown.clone()));
     let mut pause = FIRST_PAUSE;
     loop {
-        match session(&broker, &config, &ctx, &shutdown, &mut pause).await {
+        match session(&broker, &config, &core, &shutdown, &mut pause).await {
             Ok(()) => return Ok(()),
             Err(err) if shutdown.is_cancelled() => {
                 tracing::info!(error = %err, "stopped");
@@ -97,7 +81,7 @@ type Deliveries = SelectAll<BoxStream<'static, Next>>;
 async fn session(
     broker: &Broker,
     config: &WorkerConfig,
-    ctx: &Arc<JobContext<FsStore>>,
+    core: &Arc<Core>,
     shutdown: &CancellationToken,
     pause: &mut Duration,
 ) -> anyhow::Result<()> {
@@ -106,7 +90,7 @@ async fn session(
         let publisher_conn = broker.connect("wecom-archive worker (publish)").await?;
         let channel = consumer_conn.create_channel().await?;
         if !config.no_declare {
-            topology::declare(&channel, &config.topology.spec()).await?;
+            topology::declare(&channel, &config.topology.spec(core.policy())).await?;
         }
         // Per consumer (quorum queues refuse a channel-wide prefetch): each job queue gets this many.
         channel
@@ -119,13 +103,10 @@ async fn session(
         setup = setup => setup?,
         _ = shutdown.cancelled() => return Ok(()),
     };
-    let shared = Arc::new(Shared {
-        ctx: Arc::clone(ctx),
-        publisher,
-        policy: config.topology.retry_policy(),
-        delivery_limit: config.topology.delivery_limit,
-        session: CancellationToken::new(),
-    });
+    // Fired when the session is lost or a drain runs out of time: the jobs stop at their next
+    // page or chunk, and nothing more is published for them.
+    let session = CancellationToken::new();
+    let delivery_limit = config.topology.delivery_limit;
     let mut consumers = Deliveries::new();
     let mut tags = Vec::new();
     for kind in JobKind::ALL {
@@ -164,7 +145,7 @@ async fn session(
         let next = tokio::select! {
             next = consumers.next() => next,
             _ = shutdown.cancelled() => break Ok(()),
-            _ = shared.session.cancelled() => break Err(anyhow::anyhow!("publishing failed")),
+            _ = session.cancelled() => break Err(anyhow::anyhow!("publishing failed")),
             // A closed connection normally ends the consumer stream; this catches one that
             // went quietly (the publisher's, or a close the client did not pass on).
             _ = health.tick() => {
@@ -192,7 +173,8 @@ async fn session(
         // the semaphore is fair, so the jobs after it wait for it, and nothing holds a permit
         // while waiting for more (no deadlock). A delivery at the limit is not run (only
         // failed, see `handle`), so it needs no more than its own permit.
-        let wanted = if delivery.redelivered && !shared.is_last_delivery(&delivery.properties) {
+        let delivered = Delivered::read(&delivery);
+        let wanted = if delivered.redelivered && !delivered.is_last(delivery_limit) {
             concurrency as u32
         } else {
             1
@@ -203,11 +185,18 @@ async fn session(
                 let _ = delivery.nack(REQUEUE).await;
                 break Ok(());
             }
-            _ = shared.session.cancelled() => break Err(anyhow::anyhow!("publishing failed")),
+            _ = session.cancelled() => break Err(anyhow::anyhow!("publishing failed")),
         };
-        let shared = Arc::clone(&shared);
+        let (core, cancel) = (Arc::clone(core), session.child_token());
+        let job = AmqpJob {
+            delivery,
+            kind,
+            delivered: delivered.clone(),
+            publisher: publisher.clone(),
+            session: session.clone(),
+        };
         jobs.spawn(async move {
-            handle_delivery(delivery, kind, shared).await;
+            handle(&core, job, kind, &delivered, delivery_limit, cancel).await;
             drop(held);
         });
         // Reap finished jobs so the set does not grow.
@@ -224,7 +213,8 @@ async fn session(
                 .await;
         }
         release_prefetched(&mut consumers).await;
-        if tokio::time::timeout(DRAIN_TIMEOUT, async {
+        let drain_timeout = Duration::from_secs(config.drain_timeout_secs);
+        if tokio::time::timeout(drain_timeout, async {
             while jobs.join_next().await.is_some() {}
         })
         .await
@@ -232,13 +222,14 @@ async fn session(
         {
             tracing::warn!(
                 in_flight = jobs.len(),
-                "drain timed out; the remaining jobs are released"
+                "drain timed out; the remaining jobs are cancelled and released"
             );
         }
     }
-    // After a lost session (or a drain that ran out of time) handlers stop publishing: their
-    // deliveries go back to the broker with the connection.
-    shared.session.cancel();
+    // After a lost session (or a drain that ran out of time) the jobs stop at their next page
+    // or chunk and publish nothing more: their deliveries go back to the broker. An SDK call
+    // under way is not waited for.
+    session.cancel();
     while jobs.join_next().await.is_some() {}
     let _ = publisher_conn.close(200, "worker stopping".into()).await;
     let _ = consumer_conn.close(200, "worker stopping".into()).await;

@@ -1,0 +1,76 @@
+//! The job core's configuration, from the command line or the environment (`WECOM_*`): the
+//! library, the corps, the media store, how much runs at once, the caches and the retry policy.
+//! Every door (the AMQP worker, later others) takes it the same way.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::retry::RetryPolicy;
+
+#[derive(Clone, Args)]
+pub struct CoreConfig {
+    /// Path of libWeWorkFinanceSdk_C.so.
+    #[arg(long, env = "WECOM_SDK_LIB")]
+    pub lib: PathBuf,
+    /// Where media files are stored.
+    #[arg(
+        long,
+        env = "WECOM_MEDIA_DIR",
+        default_value = "/var/lib/wecom-archive/media"
+    )]
+    pub media_dir: PathBuf,
+    /// A JSON file of corps by alias (secrets and keys from files or environment variables).
+    #[arg(long, env = "WECOM_CORPS_FILE")]
+    pub corps_file: Option<PathBuf>,
+    /// Whether jobs may carry their own credentials (corpid, secret, private_keys).
+    #[arg(long, env = "WECOM_INLINE_CREDENTIALS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub inline_credentials: bool,
+    /// SDK calls at once per corp (the size of each corp's handle pool).
+    #[arg(long, env = "WECOM_SDK_PER_CORP", default_value_t = 4)]
+    pub sdk_per_corp: usize,
+    /// Seconds a corp's SDK handles stay open without a job before they are closed.
+    #[arg(long, env = "WECOM_SDK_POOL_IDLE_SECS", default_value_t = 300)]
+    pub sdk_pool_idle_secs: u64,
+    /// Inline private-key sets kept parsed (least recently used first out); 0 parses every job's.
+    #[arg(long, env = "WECOM_KEY_CACHE_SETS", default_value_t = 64)]
+    pub key_cache_sets: usize,
+    /// Files up to this many bytes may be returned inline (base64) when a job asks.
+    #[arg(long, env = "WECOM_INLINE_MAX_BYTES", default_value_t = 1024 * 1024)]
+    pub inline_max_bytes: u64,
+    #[command(flatten)]
+    pub retry: RetryArgs,
+}
+
+/// The retry policy. The broker's delay queues are made from it too, so `topology apply` takes
+/// the same settings as the worker.
+#[derive(Clone, Args)]
+pub struct RetryArgs {
+    /// Attempts per job (per page of a chat job) before it is dead-lettered.
+    #[arg(long, env = "WECOM_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
+    /// Retry delays in seconds, comma-separated; the last repeats. A delay queue is declared for
+    /// each (and for its jitter variants).
+    #[arg(
+        long,
+        env = "WECOM_RETRY_DELAYS",
+        value_delimiter = ',',
+        default_value = "5,30,120,600"
+    )]
+    pub retry_delays: Vec<u64>,
+}
+
+impl RetryArgs {
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts.max(1),
+            delays: self
+                .retry_delays
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            ..RetryPolicy::default()
+        }
+    }
+}

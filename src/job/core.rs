@@ -1,0 +1,151 @@
+//! The job core, built once from its configuration ([`Core::build`], the composition root) and
+//! driven by any door: [`Core::run`] takes a parsed job, what the door knows of it
+//! ([`JobMeta`]), a sink for its outputs and a cancellation token, and says how the run ended.
+//! What then happens to the job is [`super::fate::decide`]'s call.
+//!
+//! SDK calls and RSA run on blocking threads, so a door's async threads stay free (the broker's
+//! heartbeats run there). A run stops at its next page or chunk once its token fires; an SDK
+//! call already under way is not waited for (its handle goes back to its pool when it returns).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::config::CoreConfig;
+use super::contract::ChatProgress;
+use super::corps::CorpDirectory;
+use super::fate::Stop;
+use super::parse::Job;
+use super::retry::RetryPolicy;
+use super::sdk_pool::SdkPools;
+use super::sink::OutputSink;
+use super::{fetch_chatdata, fetch_media};
+use crate::media::{ChunkRetry, FsStore, MediaStore};
+use crate::sdk::FinanceSdk;
+
+/// How often idle SDK pools are looked for.
+const MAINTENANCE_TICK: Duration = Duration::from_secs(1);
+
+/// Everything a job needs from the process it runs in.
+pub struct Core<S = FsStore> {
+    pub(super) pools: SdkPools,
+    pub(super) corps: CorpDirectory,
+    pub(super) store: S,
+    /// Files up to this size may be returned inline (base64) when a job asks.
+    pub(super) inline_max_bytes: u64,
+    pub(super) chunk_retry: ChunkRetry,
+    /// The gate a page passes to be decrypted; one permit. A page already spreads over every
+    /// core, so pages decrypting side by side would gain nothing and would all finish late
+    /// together; one at a time (in arrival order: the semaphore is fair), they finish one
+    /// after another while the other jobs fetch and publish.
+    pub(super) decrypting: Semaphore,
+    policy: RetryPolicy,
+}
+
+/// What a door knows of a job besides its body.
+#[derive(Debug, Clone, Default)]
+pub struct JobMeta {
+    /// The job's `job_id`, else the door's message id: what results are reported under.
+    pub job_id: Option<String>,
+    /// Echoed in every result.
+    pub correlation_id: Option<String>,
+    /// 1-based.
+    pub attempt: u32,
+    /// Where an earlier delivery of a multi-page chat job left off.
+    pub progress: Option<ChatProgress>,
+}
+
+impl Core<FsStore> {
+    /// Loads the library and the corp directory and opens the media store: everything that
+    /// can be wrong with the configuration fails here, before a door opens.
+    pub fn build(config: &CoreConfig) -> anyhow::Result<Arc<Self>> {
+        let sdk = FinanceSdk::load(&config.lib)?;
+        let corps = match &config.corps_file {
+            Some(path) => {
+                CorpDirectory::load(path, config.inline_credentials, config.key_cache_sets)?
+            }
+            None => CorpDirectory::inline_only(config.inline_credentials, config.key_cache_sets),
+        };
+        std::fs::create_dir_all(&config.media_dir).with_context(|| {
+            format!(
+                "cannot create the media directory {}",
+                config.media_dir.display()
+            )
+        })?;
+        Ok(Arc::new(Self {
+            pools: SdkPools::new(
+                sdk,
+                config.sdk_per_corp,
+                Duration::from_secs(config.sdk_pool_idle_secs),
+            ),
+            corps,
+            store: FsStore::new(&config.media_dir),
+            inline_max_bytes: config.inline_max_bytes,
+            chunk_retry: ChunkRetry::default(),
+            decrypting: Semaphore::new(1),
+            policy: config.retry.policy(),
+        }))
+    }
+}
+
+impl<S> Core<S>
+where
+    S: MediaStore + Send + Sync + 'static,
+    S::Partial: Send + 'static,
+{
+    /// Runs `job` until it is done, fails, or `cancel` fires, handing each output to `sink`.
+    pub async fn run(
+        self: &Arc<Self>,
+        job: Job,
+        meta: &JobMeta,
+        sink: &mut impl OutputSink,
+        cancel: &CancellationToken,
+    ) -> Result<(), Stop> {
+        match job {
+            Job::Chatdata(job) => fetch_chatdata::run(self, job, meta, sink, cancel).await,
+            Job::Media(job) => fetch_media::run(self, job, meta, sink, cancel).await,
+        }
+    }
+}
+
+impl<S> Core<S> {
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Closes idle SDK pools every second until `shutdown` fires.
+    pub async fn maintain(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(MAINTENANCE_TICK);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            self.pools.close_idle(Instant::now());
+        }
+    }
+
+    /// Corps with SDK handles open now.
+    pub fn open_pools(&self) -> usize {
+        self.pools.open_pools()
+    }
+
+    /// Inline private-key sets kept parsed now.
+    pub fn cached_key_sets(&self) -> usize {
+        self.corps.cached_key_sets()
+    }
+}
+
+/// Runs `work` on a blocking thread, inside the current tracing span (so its log lines carry the
+/// job id and corp like the rest).
+pub(super) async fn in_blocking_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .expect("blocking work does not panic")
+}

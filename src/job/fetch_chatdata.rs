@@ -1,0 +1,133 @@
+//! A `fetch-chatdata` job: up to `max_pages` pages after `seq`, each fetched (`GetChatData`),
+//! decrypted ([`crate::decrypt`]) and handed to the sink before the next one is fetched.
+//!
+//! A run starts where the job's progress says (an earlier delivery's pages are not fetched
+//! again) and stops at the sink's word (a continuation took the rest over), at the last page,
+//! at a failure (with the progress so far, for the retry), or when its token fires.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::contract::{ChatPage, ChatProgress, ChatdataJob, NetRef};
+use super::core::{in_blocking_thread, Core, JobMeta};
+use super::corps::Corp;
+use super::error::JobError;
+use super::fate::Stop;
+use super::sdk_pool::discard;
+use super::sink::{Flow, OutputSink};
+use crate::decrypt::{decrypt_page, DecryptedPage};
+use crate::sdk::{EncryptedMessage, ErrorClass, NetOptions, SdkError};
+
+pub(super) fn net_options(net: NetRef) -> NetOptions {
+    NetOptions {
+        proxy: net.proxy.filter(|p| !p.is_empty()),
+        proxy_password: net.paswd,
+        timeout_secs: net.timeout.unwrap_or(5),
+    }
+}
+
+pub(super) async fn run<S>(
+    core: &Arc<Core<S>>,
+    job: ChatdataJob,
+    meta: &JobMeta,
+    sink: &mut impl OutputSink,
+    cancel: &CancellationToken,
+) -> Result<(), Stop> {
+    let corp = core.corps.resolve(&job.corp, true).map_err(Stop::failed)?;
+    let net = Arc::new(net_options(job.net));
+    let start = meta.progress.unwrap_or(ChatProgress {
+        seq: job.seq,
+        pages_done: 0,
+    });
+    let (mut seq, mut pages_done) = (start.seq, start.pages_done);
+    // The official advice for 10008 is to fetch the page again: it is, while the policy allows
+    // another attempt; on the last one, the page is delivered with those messages as errors.
+    let may_retry = core.policy().allows_retry_after(meta.attempt);
+    while pages_done < job.max_pages {
+        let here = Some(ChatProgress { seq, pages_done });
+        let failed = |error: JobError| Stop::Failed {
+            error,
+            progress: here,
+        };
+        let page = tokio::select! {
+            page = fetch_page(core, &corp, seq, job.limit, &net) => page.map_err(|err| failed(err.into()))?,
+            _ = cancel.cancelled() => return Err(Stop::Cancelled),
+        };
+        let page = Arc::new(page);
+        let mut decrypted = tokio::select! {
+            decrypted = decrypt(core, &corp, &page) => decrypted,
+            _ = cancel.cancelled() => return Err(Stop::Cancelled),
+        };
+        let bad_key = decrypted
+            .errors
+            .iter()
+            .position(|e| e.error.is_bad_encrypt_key());
+        if let (Some(at), true) = (bad_key, may_retry) {
+            let bad = decrypted.errors.swap_remove(at);
+            return Err(failed(JobError::BadEncryptKey(bad)));
+        }
+        let has_more = page.len() == job.limit as usize;
+        let next_seq = page.last().map_or(seq, |m| m.seq);
+        pages_done += 1;
+        let output = meta.page_output(
+            &corp.corpid,
+            ChatPage {
+                page: pages_done,
+                seq,
+                next_seq,
+                has_more,
+                messages: decrypted.messages,
+                errors: decrypted.errors,
+            },
+        );
+        let next = (has_more && pages_done < job.max_pages).then_some(ChatProgress {
+            seq: next_seq,
+            pages_done,
+        });
+        match sink.emit(output, next).await.map_err(Stop::Unpublished)? {
+            Flow::HandedOff => return Ok(()),
+            Flow::Continue if next.is_none() => return Ok(()),
+            Flow::Continue => seq = next_seq,
+        }
+    }
+    Ok(())
+}
+
+async fn fetch_page<S>(
+    core: &Arc<Core<S>>,
+    corp: &Corp,
+    seq: u64,
+    limit: u32,
+    net: &Arc<NetOptions>,
+) -> Result<Vec<EncryptedMessage>, SdkError> {
+    let mut handle = core.pools.get(corp).await?;
+    let net = Arc::clone(net);
+    let (handle, page) = in_blocking_thread(move || {
+        let page = handle.get_chat_data(seq, limit, &net);
+        (handle, page)
+    })
+    .await;
+    if page
+        .as_ref()
+        .is_err_and(|err| err.class() == ErrorClass::Transient)
+    {
+        discard(handle);
+    }
+    page
+}
+
+/// Decrypts a page on a blocking thread, one page at a time (see [`Core`]'s gate).
+async fn decrypt<S>(
+    core: &Arc<Core<S>>,
+    corp: &Arc<Corp>,
+    page: &Arc<Vec<EncryptedMessage>>,
+) -> DecryptedPage {
+    let _turn = core.decrypting.acquire().await.expect("never closed");
+    let (sdk, corp, page) = (
+        Arc::clone(core.pools.sdk()),
+        Arc::clone(corp),
+        Arc::clone(page),
+    );
+    in_blocking_thread(move || decrypt_page(&sdk, &corp.keys, &page)).await
+}

@@ -1,0 +1,97 @@
+//! A `fetch-media` job: one file streamed chunk by chunk into the store ([`crate::media`]), its
+//! result handed to the sink. An interrupted run (a failure, its token) leaves the partial file
+//! and its resume point for the next one.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use tokio_util::sync::CancellationToken;
+
+use super::contract::{MediaFile, MediaJob};
+use super::core::{in_blocking_thread, Core, JobMeta};
+use super::error::JobError;
+use super::fate::Stop;
+use super::fetch_chatdata::net_options;
+use super::sdk_pool::discard;
+use super::sink::OutputSink;
+use crate::media::{download, MediaKey, MediaStore, Unfinished};
+use crate::sdk::ErrorClass;
+
+pub(super) async fn run<S>(
+    core: &Arc<Core<S>>,
+    job: MediaJob,
+    meta: &JobMeta,
+    sink: &mut impl OutputSink,
+    cancel: &CancellationToken,
+) -> Result<(), Stop>
+where
+    S: MediaStore + Send + Sync + 'static,
+    S::Partial: Send + 'static,
+{
+    let corp = core.corps.resolve(&job.corp, false).map_err(Stop::failed)?;
+    let handle = tokio::select! {
+        handle = core.pools.get(&corp) => handle.map_err(Stop::failed)?,
+        _ = cancel.cancelled() => return Err(Stop::Cancelled),
+    };
+    let net = net_options(job.net);
+    let key = MediaKey::new(&job.sdkfileid, job.file_name.as_deref());
+    let (task_core, sdkfileid, md5sum) =
+        (Arc::clone(core), job.sdkfileid.clone(), job.md5sum.clone());
+    let task_cancel = cancel.clone();
+    let downloading = in_blocking_thread(move || {
+        let mut handle = handle;
+        let outcome = task_core
+            .store
+            .open_partial(&key)
+            .map_err(Unfinished::from)
+            .and_then(|partial| {
+                let fetch = |index: &str| handle.get_media_chunk(&sdkfileid, index, &net);
+                download(
+                    fetch,
+                    partial,
+                    md5sum.as_deref(),
+                    &task_core.chunk_retry,
+                    &task_cancel,
+                )
+            });
+        (handle, outcome)
+    });
+    // The download sees the token before its next chunk; a chunk under way is not waited for.
+    let (handle, outcome) = tokio::select! {
+        done = downloading => done,
+        _ = cancel.cancelled() => return Err(Stop::Cancelled),
+    };
+    let report = match outcome {
+        Ok(report) => report,
+        Err(Unfinished::Cancelled) => return Err(Stop::Cancelled),
+        Err(Unfinished::Failed(err)) => {
+            let error = JobError::from(err);
+            if error.class() == ErrorClass::Transient {
+                discard(handle);
+            }
+            return Err(Stop::failed(error));
+        }
+    };
+    drop(handle);
+    let data_base64 = if job.inline && report.size <= core.inline_max_bytes {
+        let bytes = core
+            .store
+            .read_small(&report.location, core.inline_max_bytes)
+            .map_err(|err| Stop::failed(JobError::StoreRead(err)))?;
+        Some(STANDARD.encode(bytes))
+    } else {
+        None
+    };
+    let output = meta.media_output(
+        &corp.corpid,
+        MediaFile {
+            sdkfileid: job.sdkfileid,
+            msgid: job.msgid,
+            file: report,
+            data_base64,
+        },
+    );
+    sink.emit(output, None).await.map_err(Stop::Unpublished)?;
+    Ok(())
+}

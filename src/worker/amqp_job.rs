@@ -1,0 +1,225 @@
+//! A delivered job on RabbitMQ: [`JobTransport`] over a lapin delivery and the worker's
+//! confirming publisher.
+//!
+//! Every publish is confirmed by the broker before it counts, and every one gives up when the
+//! broker session ends (`session`): a publish that fails on the connection itself ends the
+//! session, so the worker reconnects and the broker delivers the job again.
+
+use std::time::Duration;
+
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::types::{FieldTable, ShortString};
+use lapin::BasicProperties;
+use tokio_util::sync::CancellationToken;
+
+use super::delivered::Delivered;
+use super::headers;
+use super::publisher::{PublishError, Publisher};
+use super::topology::{
+    result_routing_key, retry_queue, DEAD_EXCHANGE, JOBS_EXCHANGE, RESULTS_EXCHANGE,
+};
+use super::transport::JobTransport;
+use crate::error_code::ErrorInfo;
+use crate::job::contract::ChatProgress;
+use crate::job::sink::Output;
+use crate::job::JobKind;
+
+/// Hands a delivery back to its queue, for this or another worker to take.
+pub const REQUEUE: BasicNackOptions = BasicNackOptions {
+    multiple: false,
+    requeue: true,
+};
+
+pub struct AmqpJob {
+    pub delivery: Delivery,
+    pub kind: JobKind,
+    pub delivered: Delivered,
+    pub publisher: Publisher,
+    /// Fired when the broker session is lost or a drain runs out of time.
+    pub session: CancellationToken,
+}
+
+impl AmqpJob {
+    /// Publishes until confirmed; a broken connection ends the session.
+    async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: &BasicProperties,
+    ) -> Result<(), PublishError> {
+        let published = self
+            .publisher
+            .publish_until_confirmed(exchange, routing_key, body, properties, &self.session)
+            .await;
+        if let Err(PublishError::Broker(_)) = &published {
+            self.session.cancel();
+        }
+        published
+    }
+
+    /// The job itself again, with `headers`.
+    async fn republish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        headers: FieldTable,
+    ) -> Result<(), PublishError> {
+        let properties = job_properties(&self.delivery.properties, headers);
+        self.publish(exchange, routing_key, &self.delivery.data, &properties)
+            .await
+    }
+
+    fn headers(&self) -> Option<&FieldTable> {
+        self.delivery.properties.headers().as_ref()
+    }
+}
+
+impl JobTransport for AmqpJob {
+    fn body(&self) -> &[u8] {
+        &self.delivery.data
+    }
+
+    async fn publish_result(&self, output: &Output) -> Result<(), PublishError> {
+        let mut properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_app_id("wecom-archive".into())
+            .with_type(output.kind.result_type().into())
+            .with_headers(FieldTable::default());
+        if let Some(id) = output.result_id.as_deref().and_then(short_string) {
+            properties = properties.with_message_id(id);
+        }
+        if let Some(id) = self
+            .delivered
+            .correlation_id
+            .as_deref()
+            .and_then(short_string)
+        {
+            properties = properties.with_correlation_id(id);
+        }
+        self.publish(
+            RESULTS_EXCHANGE,
+            result_routing_key(output.kind),
+            &output.body,
+            &properties,
+        )
+        .await?;
+        if let Some(queue) = &self.delivered.reply_to {
+            // An extra copy for a caller waiting on its own queue: if that queue is gone, the
+            // result is still safe in the result queue, so a return is logged, not retried.
+            if let Err(err) = self
+                .publisher
+                .publish("", queue, &output.body, properties)
+                .await
+            {
+                tracing::warn!(error = %err, reply_to = queue, "reply_to copy not delivered");
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish_continuation(&self, progress: ChatProgress) -> Result<(), PublishError> {
+        let headers = headers::for_continuation(self.headers(), progress);
+        self.republish(JOBS_EXCHANGE, self.kind.name(), headers)
+            .await
+    }
+
+    async fn publish_retry(
+        &self,
+        delay: Duration,
+        attempt: u32,
+        progress: Option<ChatProgress>,
+    ) -> Result<(), PublishError> {
+        let headers = headers::for_retry(self.headers(), attempt, progress);
+        self.republish("", &retry_queue(delay, self.kind), headers)
+            .await
+    }
+
+    async fn publish_dead_letter(
+        &self,
+        attempts: u32,
+        error: &ErrorInfo,
+    ) -> Result<(), PublishError> {
+        let headers = headers::for_dead_letter(self.headers(), attempts, error);
+        self.republish(DEAD_EXCHANGE, self.kind.name(), headers)
+            .await
+    }
+
+    async fn ack(&self) {
+        if let Err(err) = self.delivery.ack(BasicAckOptions::default()).await {
+            tracing::warn!(error = %err, "ack failed; the broker will deliver the job again");
+        }
+    }
+
+    async fn release(&self) {
+        if let Err(err) = self.delivery.nack(REQUEUE).await {
+            tracing::warn!(error = %err, "nack failed; the broker redelivers the job when the channel closes");
+        }
+    }
+}
+
+/// A short-string property, or none when the value does not fit AMQP's 255 bytes.
+fn short_string(value: &str) -> Option<ShortString> {
+    ShortString::try_new(value).ok()
+}
+
+/// The properties a job keeps when it is republished (continuation, retry copy, dead letter,
+/// replay): its ids, reply address and headers. Not its `expiration` (a dead letter must not
+/// expire) nor its `user_id` (which the broker checks against the publishing connection's user).
+pub fn job_properties(original: &BasicProperties, headers: FieldTable) -> BasicProperties {
+    let mut properties = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_headers(headers);
+    if let Some(v) = original.content_type() {
+        properties = properties.with_content_type(v.clone());
+    }
+    if let Some(v) = original.message_id() {
+        properties = properties.with_message_id(v.clone());
+    }
+    if let Some(v) = original.correlation_id() {
+        properties = properties.with_correlation_id(v.clone());
+    }
+    if let Some(v) = original.reply_to() {
+        properties = properties.with_reply_to(v.clone());
+    }
+    if let Some(v) = original.timestamp() {
+        properties = properties.with_timestamp(*v);
+    }
+    properties
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn republished_jobs_keep_their_ids_but_never_an_expiration_or_user_id() {
+        let original = BasicProperties::default()
+            .with_message_id("m1".into())
+            .with_correlation_id("c1".into())
+            .with_reply_to("q".into())
+            .with_expiration("1000".into())
+            .with_user_id("someone".into());
+        let copy = job_properties(&original, FieldTable::default());
+        assert_eq!(
+            copy.message_id().as_ref().map(ShortString::as_str),
+            Some("m1")
+        );
+        assert_eq!(
+            copy.correlation_id().as_ref().map(ShortString::as_str),
+            Some("c1")
+        );
+        assert_eq!(copy.reply_to().as_ref().map(ShortString::as_str), Some("q"));
+        assert_eq!(copy.expiration(), &None);
+        assert_eq!(copy.user_id(), &None);
+        assert_eq!(copy.delivery_mode(), &Some(2));
+    }
+
+    #[test]
+    fn ids_too_long_for_amqp_are_left_out_rather_than_panicking() {
+        assert!(short_string(&"x".repeat(255)).is_some());
+        assert!(short_string(&"界".repeat(100)).is_none());
+    }
+}
