@@ -11,7 +11,10 @@
 //! - media: a 1 GiB file, and 200 files of 100 KiB; MB/s against this disk's write-plus-MD5
 //!   rate (target >= 0.8), files/s, and the worker's peak RSS (target <= 64 MiB);
 //! - idle: time from start to consuming, and the RSS of a connected idle worker (target <= 30
-//!   MiB).
+//!   MiB);
+//! - chat pages: one job of 100 pages of 1,000 messages through a fresh worker, its peak RSS
+//!   beside that of a fresh worker running a one-page job (target <= 40 MiB: a job's memory is
+//!   flat in its pages).
 //!
 //! `scripts/bench` runs it (with the SDK benchmark, `benches/sdk.rs`); `BENCH_QUICK=1` runs a
 //! short form that CI uses to keep it working.
@@ -63,6 +66,9 @@ fn main() {
                 "workload=chat-latency-hidden ratio={:.2} (target >= 0.80)",
                 slow / plain
             );
+        }
+        if wanted("pages") {
+            chat_pages(if quick { 10 } else { 100 }).await;
         }
         if wanted("media") {
             let large = if quick { 64 << 20 } else { 1 << 30 };
@@ -207,6 +213,57 @@ async fn chat(name: &str, jobs: u64, workers: usize, latency_ms: u64, limit: f64
         percentile(&latencies, 0.99).as_millis(),
     );
     rate
+}
+
+/// One chat job of `pages` pages of 1,000 messages, and one of a single page, each through a
+/// fresh worker: seconds and the worker's peak RSS.
+async fn chat_pages(pages: u64) {
+    let mut peaks = Vec::new();
+    for max_pages in [1, pages] {
+        let mut config = default_config();
+        config.corps[0].message_count = pages * 1000 + 1;
+        let (vhost, emulator) = (Vhost::new(), Emulator::for_children(Some(&config)));
+        let worker = start_worker(&vhost, &emulator, &[]);
+        let client = Client::connect(&vhost).await;
+        let mut consumer = client
+            .channel
+            .basic_consume(
+                "chatdata-results".into(),
+                "bench".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let job = inline_job(json!({"job_id": "pages", "limit": 1000, "max_pages": max_pages}));
+        let start = Instant::now();
+        client.submit("fetch-chatdata", &job).await;
+        for _ in 0..max_pages {
+            tokio::time::timeout(PATIENCE, consumer.next())
+                .await
+                .expect("the pages arrive in time")
+                .expect("the consumer is open")
+                .unwrap();
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let peak = mib(memory_kib(worker.child.id(), "VmHWM:"));
+        println!(
+            "workload=chat-pages-{max_pages} pages={max_pages} messages={} seconds={seconds:.2} \
+             worker_peak_rss_mib={peak:.1}",
+            max_pages * 1000
+        );
+        peaks.push(peak);
+    }
+    println!(
+        "workload=chat-pages pages={pages} worker_peak_rss_mib={:.1} one_page_worker_peak_rss_mib={:.1} \
+         ratio={:.2} (target <= 40 MiB)",
+        peaks[1],
+        peaks[0],
+        peaks[1] / peaks[0]
+    );
 }
 
 /// Media: `files` files of `size` bytes through one fresh worker, whose peak RSS is read at the
