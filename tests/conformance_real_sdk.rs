@@ -1,5 +1,5 @@
 //! Conformance against the real `libWeWorkFinanceSdk_C.so`: the facts the binding and the
-//! emulator rely on, checked on the library itself, offline.
+//! emulator rely on (`docs/SDK.md`), checked on the library itself, offline.
 //!
 //! `real_library_conforms` downloads and verifies the library, then runs the `netns_` tests of
 //! this binary again inside `unshare -n` (loopback only): the real library never reaches

@@ -1,5 +1,5 @@
 //! `GetChatData` bodies: generated messages ([`crate::messages`]) sealed the way the real
-//! server seals them (`FINANCE_SDK.md` sections 3 and 4).
+//! server seals them (`docs/SDK.md` sections 3 and 4).
 //!
 //! Per message, from a ChaCha20 stream keyed by (seed, seq): a random 32-byte `K` and `k1`
 //! (base64 alphabet), the layout of `wecom_sdk_format::encrypt_data` with the corp tag as the

@@ -1,4 +1,4 @@
-//! The C ABI of `libWeWorkFinanceSdk_C.so` (`FINANCE_SDK.md` section 2): 17 functions and two
+//! The C ABI of `libWeWorkFinanceSdk_C.so` (`docs/SDK.md` section 2): 17 functions and two
 //! structs, with the real library's memory rules. The only unsafe code of the emulator.
 //!
 //! This module only moves data across the boundary: C strings in, buffers out, and the outcome

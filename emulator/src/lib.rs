@@ -1,7 +1,7 @@
 //! A faithful, deterministic emulator of the WeCom chat-archive Finance SDK,
 //! `libWeWorkFinanceSdk_C.so`, for tests and demos. `cargo build` leaves
 //! `libWeWorkFinanceSdk_C.so` with the real library's 17 C functions ([`ffi`]), return codes,
-//! memory rules and crashes (`FINANCE_SDK.md`), serving a generated archive instead of
+//! memory rules and crashes (`docs/SDK.md`), serving a generated archive instead of
 //! Tencent's servers. The rlib side gives tests what they need to check results: the config
 //! types ([`config`]), the call log ([`call_log`]), media ids and content, message plaintexts.
 //!

@@ -4,7 +4,7 @@
 //! (see [`crate::seeding`]); byte `i` is byte `i % 4` (little-endian) of keystream word `i / 4`,
 //! so any offset is reached with `set_word_pos` and a multi-GiB file costs no memory.
 //!
-//! Chunks. `FINANCE_SDK.md` says indexes must have a length that is a multiple of 16 and also
+//! Chunks. `docs/SDK.md` says indexes must have a length that is a multiple of 16 and also
 //! that the last index ends at `TOTAL-1`; both hold when the ranges address the object the server
 //! stores, the AES-CBC encryption of the file, whose length is `TOTAL = 16 * (size / 16 + 1)`
 //! (PKCS#7 always pads, by 1 to 16 bytes). The SDK decrypts on its side, so the caller sees

@@ -1,4 +1,4 @@
-//! The decrypted messages of the emulated archive (`FINANCE_SDK.md` section 8), generated from
+//! The decrypted messages of the emulated archive (`docs/SDK.md` section 8), generated from
 //! (corp seed, seq) alone, so any seq can be served or re-read without state.
 //!
 //! Every main msgtype appears, switch records included, with the field order of real messages.

@@ -1,6 +1,6 @@
 //! The SDK handle (`WeWorkFinanceSdk_t`) and the calls made on it: `Init`, `GetChatData`,
 //! `GetMediaData`, each checking its inputs in the order the real library does
-//! (`FINANCE_SDK.md` sections 2, 3 and 5). [`crate::ffi`] turns C arguments into these calls and
+//! (`docs/SDK.md` sections 2, 3 and 5). [`crate::ffi`] turns C arguments into these calls and
 //! their results back into C; bodies and chunks come from [`crate::chat`] and [`crate::media`].
 //!
 //! Like the real one, a handle stores the credentials at `Init` without checking them and

@@ -1,4 +1,4 @@
-//! The base64 decoder inside the Finance SDK, reproduced exactly (`FINANCE_SDK.md` section 4),
+//! The base64 decoder inside the Finance SDK, reproduced exactly (`docs/SDK.md` section 4),
 //! because its quirks decide return codes and crashes of `DecryptData`.
 //!
 //! It is not a validating decoder: every group of four input bytes yields three output bytes,

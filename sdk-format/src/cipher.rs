@@ -1,4 +1,4 @@
-//! The SDK's `dec` helper and its inverse (`FINANCE_SDK.md` section 4): a base64 text holding
+//! The SDK's `dec` helper and its inverse (`docs/SDK.md` section 4): a base64 text holding
 //! `IV || AES-256-CBC(key, IV, plaintext)` with PKCS#7 padding. [`crate::decrypt`] applies it
 //! twice, once to the key info and once to the message body.
 //!

@@ -1,4 +1,4 @@
-//! Return codes of the Finance SDK (`FINANCE_SDK.md` section 7) and the server `errcode`s that
+//! Return codes of the Finance SDK (`docs/SDK.md` section 7) and the server `errcode`s that
 //! appear inside a `GetChatData` body. Used by [`crate::decrypt`], the emulator and the binding.
 //!
 //! The obsolete codes 10004 and 10007 are left out: nothing returns them any more.

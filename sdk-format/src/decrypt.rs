@@ -1,5 +1,5 @@
 //! `DecryptData(encrypt_key, encrypt_msg)` of the Finance SDK, both directions
-//! (`FINANCE_SDK.md` sections 4 and 6).
+//! (`docs/SDK.md` sections 4 and 6).
 //!
 //! An `encrypt_chat_msg` `M` hides its AES key and its layout in itself:
 //!

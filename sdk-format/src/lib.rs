@@ -1,5 +1,5 @@
 //! The wire formats of the WeCom chat-archive Finance SDK (`libWeWorkFinanceSdk_C.so`), as
-//! described in `FINANCE_SDK.md`, with no I/O and no unsafe code.
+//! described in `docs/SDK.md`, with no I/O and no unsafe code.
 //!
 //! Two users share this crate, so that both agree with the real library byte for byte:
 //! - the production binding, which checks its inputs with [`decrypt::check_layout`] and

@@ -1,4 +1,4 @@
-//! The chunk index of `GetMediaData` (`FINANCE_SDK.md` section 5): the `indexbuf` a caller
+//! The chunk index of `GetMediaData` (`docs/SDK.md` section 5): the `indexbuf` a caller
 //! passes in and the `outindexbuf` it gets back, `Range:bytes=START-END` with END inclusive.
 //!
 //! The binding parses indexes with [`parse_index`] to refuse what the real library rejects with

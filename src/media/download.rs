@@ -1,4 +1,4 @@
-//! The chunk loop of `GetMediaData` (section 5 of the SDK facts).
+//! The chunk loop of `GetMediaData` (`docs/SDK.md` section 5).
 //!
 //! Start with an empty index, write each chunk as it arrives, pass the returned index back,
 //! stop when the library says the file is finished. Memory holds a few chunks (one per stage

@@ -1,6 +1,6 @@
 //! Media download: a file fetched chunk by chunk with `GetMediaData`, streamed into a store.
 //!
-//! - [`download`]: the chunk loop (section 5 of the SDK facts): retries a failing chunk at the
+//! - [`download`]: the chunk loop (`docs/SDK.md` section 5): retries a failing chunk at the
 //!   same index, hashes (MD5, SHA-256) as it goes, checks `md5sum`, resumes where an earlier
 //!   attempt stopped.
 //! - [`partial`]: what a store must offer the loop ([`PartialMedia`]): a resume point, appending

@@ -5,7 +5,7 @@
 //! an `errcode` inside an otherwise successful `GetChatData` body (a server-side refusal such
 //! as 301042, "IP not whitelisted"), and an input the binding refused before calling the
 //! library ([`Refused`]). [`SdkError::class`] says what should happen to the job next, following
-//! section 7 of `shared/sdk/FINANCE_SDK.md`; the retry policy (a later layer) builds on it.
+//! section 7 of `docs/SDK.md`; the retry policy (a later layer) builds on it.
 
 use std::fmt;
 
@@ -97,7 +97,7 @@ impl SdkCode {
         }
     }
 
-    /// Section 7 of the SDK facts. 10008 is transient by the official table ("retry"); a caller
+    /// `docs/SDK.md` section 7. 10008 is transient by the official table ("retry"); a caller
     /// that keeps seeing it gives up when its attempts run out.
     pub fn class(self) -> ErrorClass {
         match self {

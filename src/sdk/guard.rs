@@ -1,7 +1,7 @@
 //! Checks run on every input before it reaches the C library.
 //!
 //! The library is a closed binary that aborts the whole process on some inputs (section 6 of
-//! `shared/sdk/FINANCE_SDK.md`) and reads C strings, which cannot carry a NUL. Everything the
+//! `docs/SDK.md`) and reads C strings, which cannot carry a NUL. Everything the
 //! binding passes in goes through here first, so a bad job becomes a [`Refused`] error instead
 //! of a dead worker. The DecryptData layout rules live in `wecom-sdk-format`, shared with the
 //! emulator, so the guard and the emulator's crashes follow one description of the format.

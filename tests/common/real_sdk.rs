@@ -1,5 +1,5 @@
 //! The real Finance SDK, for conformance tests: downloaded at run time from the PyPI wheel named
-//! in `shared/sdk/FINANCE_SDK.md`, checked against its sha256, kept in the git-ignored
+//! in `docs/SDK.md`, checked against its sha256, kept in the git-ignored
 //! `.real-sdk/`. It is never committed, and only ever loaded inside a network namespace with
 //! nothing but loopback (see [`run_in_netns`]).
 

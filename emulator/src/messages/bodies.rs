@@ -1,4 +1,4 @@
-//! The msgtype-specific part of each generated message (the table of `FINANCE_SDK.md`
+//! The msgtype-specific part of each generated message (the table of `docs/SDK.md`
 //! section 8): the object under the msgtype's key, plus the top-level ids some types carry.
 //! The envelope around it is built by [`super::generate`].
 

@@ -95,7 +95,7 @@ pub struct FinanceSdk {
 
 // `FinanceSdk` is Send and Sync without an `unsafe impl`: it holds plain function pointers and a
 // `Library`, all of which are. Through `&FinanceSdk` many threads may call `DecryptData`, which
-// the SDK facts (section 2) show to be stateless and thread-safe (16 threads x 3000 calls
+// `docs/SDK.md` (section 2) show to be stateless and thread-safe (16 threads x 3000 calls
 // measured), and open handles (`NewSdk` + `Init`, which only store strings). The stateful calls
 // go through `SdkHandle`, which is not Sync. The official sample runs one instance per thread
 // concurrently, which is what a pool of handles does.

@@ -10,7 +10,7 @@
 //!   conformance tests.
 //!
 //! Every input is checked by [`super::guard`] before it is passed in; the facts this module
-//! relies on are in `shared/sdk/FINANCE_SDK.md`, sections 2 and 6.
+//! relies on are in `docs/SDK.md`, sections 2 and 6.
 #![allow(unsafe_code)]
 
 mod buffers;

@@ -2,9 +2,10 @@
 //! guards would refuse.
 //!
 //! The binding refuses empty ids, a bad `limit` and a malformed media index before the library
-//! sees them; a conformance test still has to show that the library answers them the way the
-//! SDK facts say (10000). Only parameters that the facts show to be answered with a code, never
-//! with a crash, can be passed here: strings (without NUL, which C cannot carry) and numbers.
+//! sees them; a conformance test still has to show that the library answers them the way
+//! `docs/SDK.md` says (sections 3 and 5: 10000). Only parameters that the notes show to be
+//! answered with a code, never with a crash, can be passed here: strings (without NUL, which C
+//! cannot carry) and numbers.
 //! The inputs that abort the library stay behind [`crate::sdk::guard`].
 
 use std::ffi::CString;
