@@ -5,7 +5,8 @@
 //!
 //! SDK calls and RSA run on blocking threads, so a door's async threads stay free (the broker's
 //! heartbeats run there). A run stops at its next page or chunk once its token fires; an SDK
-//! call already under way is not waited for (its handle goes back to its pool when it returns).
+//! call already under way is not waited for: its blocking thread finishes it, returns the handle
+//! to its pool (or discards it after a transient error) and drops the result.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,7 +42,7 @@ pub struct Core<S = FsStore> {
     /// core, so pages decrypting side by side would gain nothing and would all finish late
     /// together; one at a time (in arrival order: the semaphore is fair), they finish one
     /// after another while the other jobs fetch and publish.
-    pub(super) decrypting: Semaphore,
+    pub(super) decrypting: Arc<Semaphore>,
     policy: RetryPolicy,
 }
 
@@ -85,7 +86,7 @@ impl Core<FsStore> {
             store: FsStore::new(&config.media_dir),
             inline_max_bytes: config.inline_max_bytes,
             chunk_retry: ChunkRetry::default(),
-            decrypting: Semaphore::new(1),
+            decrypting: Arc::new(Semaphore::new(1)),
             policy: config.retry.policy(),
         }))
     }

@@ -24,6 +24,16 @@ pub enum Stop {
     Unpublished(SinkError),
 }
 
+impl From<SinkError> for Stop {
+    /// A sink that stopped taking outputs because its door is stopping cancels the job.
+    fn from(err: SinkError) -> Self {
+        match err {
+            SinkError::Stopped => Self::Cancelled,
+            refused => Self::Unpublished(refused),
+        }
+    }
+}
+
 impl Stop {
     /// A failure with no progress to keep.
     pub fn failed(error: impl Into<JobError>) -> Self {
@@ -149,12 +159,16 @@ mod tests {
             decide(Err(Stop::Cancelled), 1, &policy(), 0.0),
             Fate::Release { unpublished: None }
         ));
-        let refused = SinkError("nack".into());
+        let refused = SinkError::Refused("nack".into());
         assert!(matches!(
-            decide(Err(Stop::Unpublished(refused)), 3, &policy(), 0.0),
+            decide(Err(refused.into()), 3, &policy(), 0.0),
             Fate::Release {
                 unpublished: Some(_)
             }
+        ));
+        assert!(matches!(
+            decide(Err(SinkError::Stopped.into()), 1, &policy(), 0.0),
+            Fate::Release { unpublished: None }
         ));
     }
 }

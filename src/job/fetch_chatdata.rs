@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::contract::{ChatPage, ChatProgress, ChatdataJob, NetRef};
+use super::contract::{ChatPage, ChatProgress, ChatdataJob, JobKind, NetRef};
 use super::core::{in_blocking_thread, Core, JobMeta};
 use super::corps::Corp;
 use super::error::JobError;
 use super::fate::Stop;
+use super::parse::InvalidJob;
 use super::sdk_pool::discard;
 use super::sink::{Flow, OutputSink};
 use crate::decrypt::{decrypt_page, DecryptedPage};
@@ -40,6 +41,18 @@ pub(super) async fn run<S>(
         seq: job.seq,
         pages_done: 0,
     });
+    if start.pages_done >= job.max_pages {
+        // Only a hand-made progress header gets here: acking such a job would end it with no
+        // result at all.
+        return Err(Stop::failed(InvalidJob {
+            kind: JobKind::FetchChatdata,
+            job_id: meta.job_id.clone(),
+            reason: format!(
+                "its progress says {} pages are done, but max_pages is {}",
+                start.pages_done, job.max_pages
+            ),
+        }));
+    }
     let (mut seq, mut pages_done) = (start.seq, start.pages_done);
     // The official advice for 10008 is to fetch the page again: it is, while the policy allows
     // another attempt; on the last one, the page is delivered with those messages as errors.
@@ -85,7 +98,10 @@ pub(super) async fn run<S>(
             seq: next_seq,
             pages_done,
         });
-        match sink.emit(output, next).await.map_err(Stop::Unpublished)? {
+        if cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        match sink.emit(output, next).await? {
             Flow::HandedOff => return Ok(()),
             Flow::Continue if next.is_none() => return Ok(()),
             Flow::Continue => seq = next_seq,
@@ -103,31 +119,41 @@ async fn fetch_page<S>(
 ) -> Result<Vec<EncryptedMessage>, SdkError> {
     let mut handle = core.pools.get(corp).await?;
     let net = Arc::clone(net);
-    let (handle, page) = in_blocking_thread(move || {
+    in_blocking_thread(move || {
         let page = handle.get_chat_data(seq, limit, &net);
-        (handle, page)
+        // Decided here, not by the caller, which may have stopped waiting: a handle that saw a
+        // transient error never goes back to its pool.
+        if page
+            .as_ref()
+            .is_err_and(|err| err.class() == ErrorClass::Transient)
+        {
+            discard(handle);
+        }
+        page
     })
-    .await;
-    if page
-        .as_ref()
-        .is_err_and(|err| err.class() == ErrorClass::Transient)
-    {
-        discard(handle);
-    }
-    page
+    .await
 }
 
-/// Decrypts a page on a blocking thread, one page at a time (see [`Core`]'s gate).
+/// Decrypts a page on a blocking thread, one page at a time (see [`Core`]'s gate). The turn
+/// goes with the work: a caller that stops waiting does not let the next page in early.
 async fn decrypt<S>(
     core: &Arc<Core<S>>,
     corp: &Arc<Corp>,
     page: &Arc<Vec<EncryptedMessage>>,
 ) -> DecryptedPage {
-    let _turn = core.decrypting.acquire().await.expect("never closed");
+    let turn = Arc::clone(&core.decrypting)
+        .acquire_owned()
+        .await
+        .expect("never closed");
     let (sdk, corp, page) = (
         Arc::clone(core.pools.sdk()),
         Arc::clone(corp),
         Arc::clone(page),
     );
-    in_blocking_thread(move || decrypt_page(&sdk, &corp.keys, &page)).await
+    in_blocking_thread(move || {
+        let decrypted = decrypt_page(&sdk, &corp.keys, &page);
+        drop(turn);
+        decrypted
+    })
+    .await
 }

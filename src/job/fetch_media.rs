@@ -55,25 +55,25 @@ where
                     &task_cancel,
                 )
             });
-        (handle, outcome)
+        // Decided here, not by the caller, which may have stopped waiting: a handle that saw a
+        // transient error never goes back to its pool.
+        match outcome {
+            Err(Unfinished::Failed(err)) => {
+                let error = JobError::from(err);
+                if error.class() == ErrorClass::Transient {
+                    discard(handle);
+                }
+                Err(Some(error))
+            }
+            Err(Unfinished::Cancelled) => Err(None),
+            Ok(report) => Ok(report),
+        }
     });
     // The download sees the token before its next chunk; a chunk under way is not waited for.
-    let (handle, outcome) = tokio::select! {
-        done = downloading => done,
+    let report = tokio::select! {
+        done = downloading => done.map_err(|failed| failed.map_or(Stop::Cancelled, Stop::failed))?,
         _ = cancel.cancelled() => return Err(Stop::Cancelled),
     };
-    let report = match outcome {
-        Ok(report) => report,
-        Err(Unfinished::Cancelled) => return Err(Stop::Cancelled),
-        Err(Unfinished::Failed(err)) => {
-            let error = JobError::from(err);
-            if error.class() == ErrorClass::Transient {
-                discard(handle);
-            }
-            return Err(Stop::failed(error));
-        }
-    };
-    drop(handle);
     let data_base64 = if job.inline && report.size <= core.inline_max_bytes {
         let bytes = core
             .store
@@ -92,6 +92,9 @@ where
             data_base64,
         },
     );
-    sink.emit(output, None).await.map_err(Stop::Unpublished)?;
+    if cancel.is_cancelled() {
+        return Err(Stop::Cancelled);
+    }
+    sink.emit(output, None).await?;
     Ok(())
 }

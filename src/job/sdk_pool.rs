@@ -106,20 +106,22 @@ impl SdkPools {
         entry.pool.clone()
     }
 
-    /// Closes the pools that lent no handle for `idle` and have none out now; returns how many
-    /// are left. A job still holding a pool it got before keeps it until it is done.
-    pub fn close_idle(&self, now: Instant) -> usize {
+    /// Closes the pools that had no handle out, and no job waiting for one, for `idle`. A pool in
+    /// use counts as used now. A job still holding a pool it got before keeps it until it is done.
+    pub fn close_idle(&self, now: Instant) {
         let mut pools = self.pools.lock().expect("the pool map is never poisoned");
         pools.retain(|(corpid, _), corp_pool| {
             let status = corp_pool.pool.status();
-            let keep = now.saturating_duration_since(corp_pool.last_used) < self.idle
-                || status.available < status.size;
+            if status.available < status.size || status.waiting > 0 {
+                corp_pool.last_used = now;
+                return true;
+            }
+            let keep = now.saturating_duration_since(corp_pool.last_used) < self.idle;
             if !keep {
                 tracing::debug!(corpid, handles = status.size, "closing an idle SDK pool");
             }
             keep
         });
-        pools.len()
     }
 
     /// How many corps have a pool now.

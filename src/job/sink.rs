@@ -28,10 +28,16 @@ pub enum Flow {
     HandedOff,
 }
 
-/// An output that could not be delivered; the job is handed back undecided.
+/// An output that was not delivered; the job is handed back undecided.
 #[derive(Debug, thiserror::Error)]
-#[error("the output was not delivered: {0}")]
-pub struct SinkError(pub Box<dyn std::error::Error + Send + Sync>);
+pub enum SinkError {
+    /// The door is stopping (a drain ran out of time, its session ended): the job is cancelled.
+    #[error("the door is stopping")]
+    Stopped,
+    /// The output was refused or could not be delivered.
+    #[error("the output was not delivered: {0}")]
+    Refused(Box<dyn std::error::Error + Send + Sync>),
+}
 
 pub trait OutputSink: Send {
     /// Delivers `output`. `next` is where the job goes on after it: `None` when it is the job's
@@ -43,8 +49,7 @@ pub trait OutputSink: Send {
     ) -> impl Future<Output = Result<Flow, SinkError>> + Send;
 }
 
-/// Keeps every output in memory, and goes on to the end of every job: for tests, and for a
-/// door that answers once the job is over.
+/// Keeps every output in memory, and goes on to the end of every job: for tests of the core.
 #[derive(Debug, Default)]
 pub struct MemorySink {
     pub outputs: Vec<(Output, Option<ChatProgress>)>,

@@ -108,12 +108,14 @@ impl JobTransport for AmqpJob {
         .await?;
         if let Some(queue) = &self.delivered.reply_to {
             // An extra copy for a caller waiting on its own queue: if that queue is gone, the
-            // result is still safe in the result queue, so a return is logged, not retried.
-            if let Err(err) = self
-                .publisher
-                .publish("", queue, &output.body, properties)
-                .await
-            {
+            // result is still safe in the result queue, so a return is logged, not retried; nor
+            // does a stopping worker wait for it.
+            let copy = self.publisher.publish("", queue, &output.body, properties);
+            let copied = tokio::select! {
+                copied = copy => copied,
+                _ = self.session.cancelled() => Err(PublishError::Stopped),
+            };
+            if let Err(err) = copied {
                 tracing::warn!(error = %err, reply_to = queue, "reply_to copy not delivered");
             }
         }

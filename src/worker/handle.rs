@@ -177,7 +177,10 @@ impl<T: JobTransport> OutputSink for PublishingSink<'_, T> {
         output: Output,
         next: Option<ChatProgress>,
     ) -> Result<Flow, SinkError> {
-        let unpublished = |err: PublishError| SinkError(Box::new(err));
+        let unpublished = |err: PublishError| match err {
+            PublishError::Stopped => SinkError::Stopped,
+            other => SinkError::Refused(Box::new(other)),
+        };
         self.transport
             .publish_result(&output)
             .await

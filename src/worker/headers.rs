@@ -9,7 +9,8 @@ use crate::job::contract::ChatProgress;
 
 /// Which attempt a delivery is (1 when absent).
 pub const ATTEMPT: &str = "x-wecom-attempt";
-/// JSON `{"seq", "pages_done"}` of a multi-page chat job that is being retried.
+/// JSON `{"seq", "pages_done"}`: where a multi-page chat job goes on (its continuation, its
+/// retry copy, or a replay of either).
 pub const PROGRESS: &str = "x-wecom-progress";
 pub const ERROR_CODE: &str = "x-wecom-error-code";
 pub const ERROR_NAME: &str = "x-wecom-error-name";
@@ -20,10 +21,10 @@ pub const DELIVERY_COUNT: &str = "x-delivery-count";
 /// RabbitMQ 4.x's count of deliveries.
 const ACQUIRED_COUNT: &str = "x-acquired-count";
 
-/// Headers the broker or we add while a job travels, which a replay removes.
-const TRAVEL: [&str; 14] = [
+/// Headers the broker or we add while a job travels, which a replay removes. Not the progress:
+/// a chat job replayed goes on from the page it died at, its earlier pages are published.
+const TRAVEL: [&str; 13] = [
     ATTEMPT,
-    PROGRESS,
     ERROR_CODE,
     ERROR_NAME,
     ERROR_MESSAGE,
@@ -234,6 +235,16 @@ mod tests {
         );
         let replay = for_replay(Some(&dead));
         assert_eq!(attempt(Some(&replay)), 1);
+        let at = ChatProgress {
+            seq: 60,
+            pages_done: 6,
+        };
+        let dead_page = for_dead_letter(Some(&for_retry(None, 3, Some(at))), 3, &error);
+        assert_eq!(
+            progress(Some(&for_replay(Some(&dead_page)))),
+            Some(at),
+            "a replayed chat job goes on from the page it died at"
+        );
         assert_eq!(error_code(Some(&replay)), None);
         assert_eq!(error_text(Some(&replay), "app").as_deref(), Some("odoo"));
     }

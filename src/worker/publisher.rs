@@ -26,6 +26,12 @@ pub enum PublishError {
 /// (another worker declaring the topology), but does not come back by waiting long.
 const RETURNED_TRIES: u32 = 5;
 
+/// How long a publish already under way when `stop` fires may still wait for its confirm. Its
+/// frames may have left: abandoning a continuation the broker then confirms would run the rest
+/// of its job twice, so it gets a moment; a broker that does not answer in time does not hold a
+/// stopping worker.
+const CONFIRM_GRACE: Duration = Duration::from_secs(2);
+
 /// A channel in confirm mode on the publisher connection.
 #[derive(Clone)]
 pub struct Publisher {
@@ -89,9 +95,17 @@ impl Publisher {
         let mut pause = Duration::from_millis(200);
         let mut returned = 0;
         loop {
+            if stop.is_cancelled() {
+                return Err(PublishError::Stopped);
+            }
+            let publish = self.publish(exchange, routing_key, body, properties.clone());
+            tokio::pin!(publish);
             let attempt = tokio::select! {
-                outcome = self.publish(exchange, routing_key, body, properties.clone()) => outcome,
-                _ = stop.cancelled() => return Err(PublishError::Stopped),
+                biased;
+                outcome = &mut publish => outcome,
+                _ = stop.cancelled() => tokio::time::timeout(CONFIRM_GRACE, &mut publish)
+                    .await
+                    .map_err(|_| PublishError::Stopped)?,
             };
             match attempt {
                 Ok(()) => return Ok(()),
