@@ -47,8 +47,12 @@ RUN groupadd --system --gid 10001 wecom \
 COPY --from=builder /usr/local/bin/wecom-archive /usr/local/bin/wecom-archive
 # /opt/wecom stays empty in the image: mount the directory holding your copy of the SDK there,
 # read-only (docker run -v /path/to/sdk:/opt/wecom:ro ...).
+# MALLOC_ARENA_MAX: glibc gives each thread that allocates an arena of its own (up to 8 per
+# core); the worker's async, blocking and decrypting threads would keep several MiB each that a
+# long catch-up freed long ago. Two arenas cost nothing measurable (BENCHMARKS.md, chat-pages).
 ENV WECOM_SDK_LIB=/opt/wecom/libWeWorkFinanceSdk_C.so \
-    WECOM_MEDIA_DIR=/var/lib/wecom-archive/media
+    WECOM_MEDIA_DIR=/var/lib/wecom-archive/media \
+    MALLOC_ARENA_MAX=2
 # Downloaded media, and the partial files interrupted downloads resume from: keep it across
 # container restarts, or every retry starts its file over.
 VOLUME ["/var/lib/wecom-archive/media"]
