@@ -38,7 +38,10 @@ pub struct KeyError {
 pub enum KeyProblem {
     #[error("not a PEM private key (expected BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY)")]
     NotPem,
-    #[error("encrypted PEM keys are not supported; decrypt it first")]
+    #[error(
+        "the PEM key is encrypted (ENCRYPTED PRIVATE KEY, or Proc-Type: 4,ENCRYPTED); decrypt it \
+         first, e.g. openssl pkey -in key.pem -out plain.pem"
+    )]
     Encrypted,
     #[error("the PEM does not decode as an RSA private key ({0})")]
     Malformed(String),
@@ -117,16 +120,60 @@ impl KeyRing {
     }
 }
 
+/// What a PEM block holds, by its label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PemKind {
+    Pkcs1,
+    Pkcs8,
+}
+
+/// The key's PEM block in the canonical form the parsers take (its label, the base64 in lines of
+/// 64, `\n` endings), read as leniently as OpenSSL reads an unencrypted key: text before or
+/// after the block, `\r\n` or trailing whitespace, base64 on one line or wrapped at any width.
+/// An encrypted key, PKCS#8 or traditional (`Proc-Type: 4,ENCRYPTED`), is named as such.
+fn canonical_pem(pem: &str) -> Result<(PemKind, Zeroizing<String>), KeyProblem> {
+    const LABELS: [(&str, Option<PemKind>); 3] = [
+        ("RSA PRIVATE KEY", Some(PemKind::Pkcs1)),
+        ("PRIVATE KEY", Some(PemKind::Pkcs8)),
+        ("ENCRYPTED PRIVATE KEY", None),
+    ];
+    let (label, kind, start) = LABELS
+        .iter()
+        .find_map(|(label, kind)| {
+            let begin = format!("-----BEGIN {label}-----");
+            pem.find(&begin).map(|at| (*label, *kind, at + begin.len()))
+        })
+        .ok_or(KeyProblem::NotPem)?;
+    let Some(kind) = kind else {
+        return Err(KeyProblem::Encrypted);
+    };
+    let end = format!("-----END {label}-----");
+    let body = pem[start..]
+        .find(&end)
+        .map(|at| &pem[start..start + at])
+        .ok_or(KeyProblem::NotPem)?;
+    // RFC 1421 headers (`Proc-Type: 4,ENCRYPTED`, `DEK-Info: ...`) only come with encryption.
+    if body.contains(':') {
+        return Err(KeyProblem::Encrypted);
+    }
+    let base64: Zeroizing<String> =
+        Zeroizing::new(body.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+    let mut canonical = Zeroizing::new(String::with_capacity(base64.len() + 128));
+    canonical.push_str(&format!("-----BEGIN {label}-----\n"));
+    for line in base64.as_bytes().chunks(64) {
+        canonical.push_str(std::str::from_utf8(line).map_err(|_| KeyProblem::NotPem)?);
+        canonical.push('\n');
+    }
+    canonical.push_str(&format!("-----END {label}-----\n"));
+    Ok((kind, canonical))
+}
+
 fn parse_pem(pem: &str) -> Result<PrivateKey, KeyProblem> {
     let malformed = |err: &dyn fmt::Display| KeyProblem::Malformed(err.to_string());
-    let key = if pem.contains("-----BEGIN RSA PRIVATE KEY-----") {
-        RsaPrivateKey::from_pkcs1_pem(pem).map_err(|e| malformed(&e))?
-    } else if pem.contains("-----BEGIN PRIVATE KEY-----") {
-        RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| malformed(&e))?
-    } else if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-        return Err(KeyProblem::Encrypted);
-    } else {
-        return Err(KeyProblem::NotPem);
+    let (kind, pem) = canonical_pem(pem)?;
+    let key = match kind {
+        PemKind::Pkcs1 => RsaPrivateKey::from_pkcs1_pem(&pem).map_err(|e| malformed(&e))?,
+        PemKind::Pkcs8 => RsaPrivateKey::from_pkcs8_pem(&pem).map_err(|e| malformed(&e))?,
     };
     let bits = key.n().bits();
     if !KEY_BITS.contains(&bits) {
@@ -220,6 +267,48 @@ mod tests {
             KeyProblem::NotPem
         ));
         assert!(ring.is_empty());
+    }
+
+    #[test]
+    fn pem_is_read_as_leniently_as_openssl_reads_it() {
+        let pem = fixture("v1.pem");
+        let base64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let variants = [
+            format!("{pem}\n\n   \t\n"),
+            pem.replace('\n', "\r\n"),
+            format!("Bag Attributes\n    friendlyName: key\n{pem}"),
+            format!("-----BEGIN RSA PRIVATE KEY-----\n{base64}\n-----END RSA PRIVATE KEY-----"),
+            format!(
+                "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
+                base64
+                    .as_bytes()
+                    .chunks(76)
+                    .map(|c| std::str::from_utf8(c).unwrap())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        ];
+        for (n, variant) in variants.iter().enumerate() {
+            let mut ring = KeyRing::new();
+            ring.insert_pem(1, &variant.clone().into())
+                .unwrap_or_else(|err| panic!("variant {n}: {err}"));
+        }
+    }
+
+    #[test]
+    fn encrypted_keys_of_either_kind_are_named_as_such() {
+        let traditional = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+            DEK-Info: AES-128-CBC,0123456789ABCDEF0123456789ABCDEF\n\nAAAA\n\
+            -----END RSA PRIVATE KEY-----\n";
+        let pkcs8 =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        for pem in [traditional, pkcs8] {
+            let err = KeyRing::new()
+                .insert_pem(3, &pem.to_string().into())
+                .unwrap_err();
+            assert!(matches!(err.problem, KeyProblem::Encrypted), "{err}");
+            assert!(err.to_string().contains("decrypt it first"), "{err}");
+        }
     }
 
     #[test]
