@@ -4,6 +4,12 @@
 //! it is deserialized, so a wrong type, a missing or unknown field, or a limit out of range is
 //! refused with the rule it breaks. Refusals name the field and the rule, never the value: the
 //! value might be the corp secret or a private key.
+//!
+//! The schema and the parser accept the same jobs: where JSON Schema is lenient and serde would
+//! not be, the body is brought to the stricter form first (a number with a zero fraction, `5e0`
+//! or `10.0`, is the integer it equals; a UTF-8 byte-order mark before the JSON is dropped), and
+//! what serde would refuse besides (`paswd` beside its alias `proxy_password`) the schema refuses
+//! too.
 
 use std::sync::LazyLock;
 
@@ -13,8 +19,16 @@ use serde_json::Value;
 
 use super::contract::{ChatdataJob, JobKind, MediaJob};
 
-/// A job body larger than this is refused unread (a page of keys is a few KiB).
+/// A job body larger than this is refused unread (a page of keys is a few KiB). The schemas
+/// allow fields that could add up to more; this limit on the whole body comes first.
 pub const MAX_JOB_BYTES: usize = 256 * 1024;
+
+/// Whether `id` may serve as a job id (the schema's `job_id` rule: 1 to 200 printable ASCII
+/// characters), so that it can be echoed in results and fits, with a suffix, in an AMQP
+/// `message_id`.
+pub fn is_valid_job_id(id: &str) -> bool {
+    (1..=200).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
 
 static CHATDATA_SCHEMA: LazyLock<Validator> =
     LazyLock::new(|| compile(include_str!("../../schemas/fetch-chatdata.job.schema.json")));
@@ -74,15 +88,17 @@ pub fn parse(kind: JobKind, body: &[u8]) -> Result<Job, InvalidJob> {
             ),
         ));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|err| {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let mut value: Value = serde_json::from_slice(body).map_err(|err| {
         // serde_json's message names a line and column, never the text around it.
         invalid(None, format!("not JSON: {err}"))
     })?;
+    integral_floats_to_integers(&mut value);
     let job_id = value
         .get("job_id")
         .and_then(Value::as_str)
         // Only an id the schema would accept: a refused one is not echoed back.
-        .filter(|id| (1..=200).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|id| is_valid_job_id(id))
         .map(str::to_owned);
     let validator = match kind {
         JobKind::FetchChatdata => &*CHATDATA_SCHEMA,
@@ -98,6 +114,26 @@ pub fn parse(kind: JobKind, body: &[u8]) -> Result<Job, InvalidJob> {
     typed.map_err(|err| invalid(job_id, format!("does not fit the job type: {err}")))
 }
 
+/// Every number with a zero fraction (`5e0`, `10.0`) made the integer it equals, as JSON Schema
+/// reads it, so that serde reads it the same way.
+fn integral_floats_to_integers(value: &mut Value) {
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            // 2^64: the first float past u64::MAX.
+            const TWO_TO_64: f64 = 18_446_744_073_709_551_616.0;
+            let float = number.as_f64().unwrap_or(f64::NAN);
+            if float.fract() == 0.0 && (0.0..TWO_TO_64).contains(&float) {
+                *value = Value::from(float as u64);
+            } else if float.fract() == 0.0 && (i64::MIN as f64..0.0).contains(&float) {
+                *value = Value::from(float as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
+}
+
 /// The schema rule a job breaks, in words that carry no value from the job.
 fn describe(error: &jsonschema::ValidationError) -> String {
     let at = match error.instance_path().to_string() {
@@ -107,6 +143,9 @@ fn describe(error: &jsonschema::ValidationError) -> String {
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             format!("unknown field(s): {}", unexpected.join(", "))
+        }
+        ValidationErrorKind::Not { .. } => {
+            "paswd and proxy_password are the same field: give one of them".to_owned()
         }
         ValidationErrorKind::Required { .. } | ValidationErrorKind::AnyOf { .. } => format!(
             "{at} must name either a corp alias (corp) or inline credentials (corpid and secret), and the fields its type requires ({})",
@@ -180,6 +219,71 @@ mod tests {
         assert!(chat(r#"{}"#).is_err());
         assert!(chat(r#"{"corp": "acme", "corpid": "ww1", "secret": "s"}"#).is_err());
         assert!(chat(r#"{"corpid": "ww1"}"#).is_err());
+    }
+
+    /// The job schemas as an outside consumer compiles them.
+    fn schema_accepts(kind: JobKind, body: &str) -> bool {
+        let schema = match kind {
+            JobKind::FetchChatdata => include_str!("../../schemas/fetch-chatdata.job.schema.json"),
+            JobKind::FetchMedia => include_str!("../../schemas/fetch-media.job.schema.json"),
+        };
+        let schema: Value = serde_json::from_str(schema).unwrap();
+        let body = body.strip_prefix('\u{feff}').unwrap_or(body);
+        let value: Value = serde_json::from_str(body).unwrap();
+        jsonschema::is_valid(&schema, &value)
+    }
+
+    #[test]
+    fn the_schema_and_the_parser_accept_the_same_jobs() {
+        let cases = [
+            (
+                r#"{"corp": "a", "limit": 5e0, "seq": 10.0, "max_pages": 2.0}"#,
+                true,
+            ),
+            (
+                r#"{"corp": "a", "timeout": 30.0, "seq": 18446744073709551615}"#,
+                true,
+            ),
+            ("\u{feff}{\"corp\": \"a\"}", true),
+            (r#"{"corp": "a", "limit": 5.5}"#, false),
+            (r#"{"corp": "a", "seq": -1.0}"#, false),
+            (
+                r#"{"corpid": "w", "secret": "s", "paswd": "u:p", "proxy_password": "u:p"}"#,
+                false,
+            ),
+            (r#"{"corpid": "w", "secret": "s", "paswd": null}"#, false),
+            (
+                r#"{"corpid": "w", "secret": "s", "private_keys": [{"publickey_ver": 1.0, "private_key": "k"}]}"#,
+                true,
+            ),
+        ];
+        for (body, valid) in cases {
+            assert_eq!(
+                schema_accepts(JobKind::FetchChatdata, body),
+                valid,
+                "schema: {body}"
+            );
+            assert_eq!(
+                chat(body).is_ok(),
+                valid,
+                "parser: {body}: {:?}",
+                chat(body).err()
+            );
+        }
+        let both = chat(r#"{"corpid": "w", "secret": "s", "paswd": "a", "proxy_password": "a"}"#);
+        assert!(both.unwrap_err().reason.contains("give one"));
+        let media = r#"{"corp": "a", "sdkfileid": "x", "filesize": 1e3, "paswd": "p", "proxy_password": "p"}"#;
+        assert!(!schema_accepts(JobKind::FetchMedia, media));
+        assert!(parse(JobKind::FetchMedia, media.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn job_ids_are_printable_ascii_of_at_most_200() {
+        assert!(is_valid_job_id("order-42:x"));
+        assert!(!is_valid_job_id(""));
+        assert!(!is_valid_job_id("a\nb"));
+        assert!(!is_valid_job_id("naïve"));
+        assert!(!is_valid_job_id(&"x".repeat(201)));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::job::contract::ChatProgress;
 use crate::job::error::JobError;
 use crate::job::fate::{self, Fate, Stop};
 use crate::job::sink::{Flow, Output, OutputSink, SinkError};
+use crate::job::parse::is_valid_job_id;
 use crate::job::{parse, Core, Job, JobKind, JobMeta};
 use crate::media::MediaStore;
 
@@ -52,7 +53,8 @@ pub async fn handle<S, T>(
         Err(invalid) => invalid.job_id.as_deref(),
     }
     .map(str::to_owned)
-    .or_else(|| delivered.message_id.clone());
+    // A message id serves as the job id only when it would pass as one: it is echoed in results.
+    .or_else(|| delivered.message_id.clone().filter(|id| is_valid_job_id(id)));
     let meta = JobMeta {
         job_id,
         correlation_id: delivered.correlation_id.clone(),
