@@ -507,3 +507,39 @@ async fn a_cancelled_job_stops_without_waiting_for_its_sdk_call_and_is_released(
     );
     assert_eq!(*events.lock().unwrap(), [Event::Release]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_to_naming_one_of_the_workers_queues_fails_the_job_unrun() {
+    let emulator = Emulator::default_corp();
+    let core = core(&emulator);
+    let job = inline_job(json!({"job_id": "loop"}));
+    for queue in [
+        "fetch-chatdata",
+        "fetch-chatdata.dead",
+        "wecom.retry.1000ms.fetch-media",
+    ] {
+        let looping = Delivered {
+            reply_to: Some(queue.into()),
+            ..delivered(1, None)
+        };
+        let events = fate_of(&core, JobKind::FetchChatdata, &chat(&job), &looping, false).await;
+        let Event::Result(Some(id), failure) = &events[0] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(
+            (id.as_str(), &failure["error"]["code"]),
+            ("loop:failed", &json!(20301))
+        );
+        assert_eq!(
+            events[1..],
+            [
+                Event::DeadLetter {
+                    attempts: 1,
+                    code: 20301
+                },
+                Event::Ack
+            ]
+        );
+    }
+    assert!(emulator.calls().is_empty(), "the SDK was never called");
+}

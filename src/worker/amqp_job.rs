@@ -17,7 +17,7 @@ use super::delivered::Delivered;
 use super::headers;
 use super::publisher::{PublishError, Publisher};
 use super::topology::{
-    result_routing_key, retry_queue, DEAD_EXCHANGE, JOBS_EXCHANGE, RESULTS_EXCHANGE,
+    is_own_queue, result_routing_key, retry_queue, DEAD_EXCHANGE, JOBS_EXCHANGE, RESULTS_EXCHANGE,
 };
 use super::transport::JobTransport;
 use crate::error_code::ErrorInfo;
@@ -106,7 +106,8 @@ impl JobTransport for AmqpJob {
             &properties,
         )
         .await?;
-        if let Some(queue) = &self.delivered.reply_to {
+        let reply_to = self.delivered.reply_to.as_deref();
+        if let Some(queue) = reply_to.filter(|queue| !is_own_queue(queue)) {
             // An extra copy for a caller waiting on its own queue: if that queue is gone, the
             // result is still safe in the result queue, so a return is logged, not retried; nor
             // does a stopping worker wait for it.

@@ -21,12 +21,13 @@ use tracing::Instrument;
 
 use super::delivered::Delivered;
 use super::publisher::PublishError;
+use super::topology::is_own_queue;
 use super::transport::JobTransport;
 use crate::job::contract::ChatProgress;
 use crate::job::error::JobError;
 use crate::job::fate::{self, Fate, Stop};
+use crate::job::parse::{is_valid_job_id, InvalidJob};
 use crate::job::sink::{Flow, Output, OutputSink, SinkError};
-use crate::job::parse::is_valid_job_id;
 use crate::job::{parse, Core, Job, JobKind, JobMeta};
 use crate::media::MediaStore;
 
@@ -54,7 +55,12 @@ pub async fn handle<S, T>(
     }
     .map(str::to_owned)
     // A message id serves as the job id only when it would pass as one: it is echoed in results.
-    .or_else(|| delivered.message_id.clone().filter(|id| is_valid_job_id(id)));
+    .or_else(|| {
+        delivered
+            .message_id
+            .clone()
+            .filter(|id| is_valid_job_id(id))
+    });
     let meta = JobMeta {
         job_id,
         correlation_id: delivered.correlation_id.clone(),
@@ -71,6 +77,15 @@ pub async fn handle<S, T>(
     let work = async {
         let ended = match parsed {
             Err(invalid) => {
+                tracing::warn!(reason = %invalid.reason, "invalid job");
+                Err(Stop::failed(invalid))
+            }
+            Ok(_) if delivered.reply_to.as_deref().is_some_and(is_own_queue) => {
+                let invalid = InvalidJob {
+                    kind,
+                    job_id: meta.job_id.clone(),
+                    reason: "reply_to names one of the worker's own queues".to_owned(),
+                };
                 tracing::warn!(reason = %invalid.reason, "invalid job");
                 Err(Stop::failed(invalid))
             }

@@ -57,6 +57,15 @@ pub fn retry_queue(delay: Duration, kind: JobKind) -> String {
     format!("wecom.retry.{}ms.{}", delay.as_millis(), kind.name())
 }
 
+/// Whether `queue` is one of the worker's own: a job, dead-letter, result or retry queue. A job
+/// may not name one as its `reply_to`: a result copied there would be taken for a job, a dead
+/// letter or a result of another job.
+pub fn is_own_queue(queue: &str) -> bool {
+    JobKind::ALL.iter().any(|&kind| {
+        queue == job_queue(kind) || queue == dead_queue(kind) || queue == result_queue(kind)
+    }) || queue.starts_with("wecom.retry.")
+}
+
 /// What the topology needs to know from the configuration.
 #[derive(Debug, Clone)]
 pub struct TopologySpec {
@@ -169,4 +178,25 @@ pub async fn declare(channel: &Channel, spec: &TopologySpec) -> lapin::Result<()
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workers_own_queues_are_recognised() {
+        for own in [
+            "fetch-chatdata",
+            "fetch-media.dead",
+            "chatdata-results",
+            "media-results",
+            "wecom.retry.5000ms.fetch-media",
+        ] {
+            assert!(is_own_queue(own), "{own}");
+        }
+        for other in ["odoo-replies", "amq.gen-XYZ", "fetch-chatdata-replies", ""] {
+            assert!(!is_own_queue(other), "{other}");
+        }
+    }
 }
