@@ -1,8 +1,11 @@
 //! The filesystem media store.
 //!
-//! A download of `dir/name` writes `dir/name.part` and, after each chunk, records the next
-//! index, the byte count and the file's fingerprint in `dir/name.resume` (written to a
-//! temporary file and renamed, so it is always whole). After the process is killed the data
+//! Final names and working files live apart, so that no job input can name a working file: the
+//! store's files are `root/ab/<sha256>[.ext]`, and a download of one writes
+//! `root/.work/ab/<sha256>[.ext].part` and, after each chunk, records the next index, the byte
+//! count and the file's fingerprint in `....resume` beside it (written to a temporary file and
+//! renamed, so it is always whole). (A download outside a store, `fetch media --out`, keeps its
+//! working files beside its output.) After the process is killed the data
 //! file may hold more than the record says (the chunk was written, the record not yet): it is
 //! cut back to the recorded length. A record that claims more than the data holds, belongs to
 //! another file, or names an index the library would refuse, is not trusted: the download starts
@@ -19,6 +22,9 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::partial::{MediaKey, MediaStore, PartialMedia, ResumePoint};
+
+/// The folder of working files under a store's root: final names start with two hex digits.
+const WORK_DIR: &str = ".work";
 
 /// Reads of the kept bytes on resume go in pieces of this size: memory stays bounded.
 const REPLAY_BUFFER: usize = 512 * 1024;
@@ -39,7 +45,12 @@ impl MediaStore for FsStore {
     type Partial = PartialFile;
 
     fn open_partial(&self, key: &MediaKey) -> io::Result<PartialFile> {
-        PartialFile::open(self.root.join(key.relative_path()), key.fingerprint())
+        let relative = key.relative_path();
+        PartialFile::open_working_at(
+            self.root.join(&relative),
+            self.root.join(WORK_DIR).join(&relative),
+            key.fingerprint(),
+        )
     }
 
     fn read_small(&self, location: &str, max: u64) -> io::Result<Vec<u8>> {
@@ -70,20 +81,35 @@ pub struct PartialFile {
     final_path: PathBuf,
     data_path: PathBuf,
     record_path: PathBuf,
+    record_tmp_path: PathBuf,
     data: File,
     resume: Option<ResumePoint>,
     written: u64,
 }
 
 impl PartialFile {
-    /// Opens the partial download of `final_path`, continuing an earlier one when its record
-    /// is for the same file (`fingerprint`) and consistent with the data on disk.
+    /// Opens the partial download of `final_path`, its working files beside it, continuing an
+    /// earlier one when its record is for the same file (`fingerprint`) and consistent with the
+    /// data on disk.
     pub fn open(final_path: PathBuf, fingerprint: &str) -> io::Result<Self> {
-        if let Some(dir) = final_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir)?;
+        let work = final_path.clone();
+        Self::open_working_at(final_path, work, fingerprint)
+    }
+
+    /// As [`PartialFile::open`], with the working files at `work` plus `.part`, `.resume`.
+    pub fn open_working_at(
+        final_path: PathBuf,
+        work: PathBuf,
+        fingerprint: &str,
+    ) -> io::Result<Self> {
+        for path in [&final_path, &work] {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::create_dir_all(dir)?;
+            }
         }
-        let data_path = sibling(&final_path, "part");
-        let record_path = sibling(&final_path, "resume");
+        let data_path = sibling(&work, "part");
+        let record_path = sibling(&work, "resume");
+        let record_tmp_path = sibling(&work, "resume.tmp");
         let data = OpenOptions::new()
             .read(true)
             .write(true)
@@ -113,6 +139,7 @@ impl PartialFile {
             final_path,
             data_path,
             record_path,
+            record_tmp_path,
             data,
             written: resume.as_ref().map_or(0, |point| point.bytes),
             resume,
@@ -130,9 +157,9 @@ impl PartialFile {
             fingerprint: self.fingerprint.clone(),
             point,
         };
-        let tmp = sibling(&self.final_path, "resume.tmp");
-        fs::write(&tmp, serde_json::to_vec(&record).map_err(io::Error::other)?)?;
-        fs::rename(tmp, &self.record_path)
+        let bytes = serde_json::to_vec(&record).map_err(io::Error::other)?;
+        fs::write(&self.record_tmp_path, bytes)?;
+        fs::rename(&self.record_tmp_path, &self.record_path)
     }
 }
 
@@ -318,5 +345,34 @@ mod tests {
         partial.append(b"x", None).unwrap();
         let location = partial.commit().unwrap();
         assert_eq!(Path::new(&location), dir.path().join(key.relative_path()));
+    }
+
+    #[test]
+    fn no_file_name_can_reach_a_working_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path());
+        // Job 1 asks for a final name that is another download's working-file name.
+        for hint in ["evidence.part", "evidence.resume"] {
+            let named = MediaKey::new(hint, Some(hint));
+            let mut partial = store.open_partial(&named).unwrap();
+            partial.append(b"evidence", None).unwrap();
+            let location = partial.commit().unwrap();
+
+            // Job 2 downloads the same sdkfileid with no name, and is interrupted.
+            let plain = MediaKey::new(hint, None);
+            let mut second = store.open_partial(&plain).unwrap();
+            assert_eq!(
+                second.resume_point(),
+                None,
+                "job 1's file is no resume record"
+            );
+            second.append(b"part", Some("Range:bytes=16-31")).unwrap();
+            drop(second);
+            assert_eq!(
+                fs::read(&location).unwrap(),
+                b"evidence",
+                "job 1's file is intact"
+            );
+        }
     }
 }
