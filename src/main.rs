@@ -5,7 +5,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use tracing::{Level, Metadata};
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{fmt, EnvFilter};
 
 fn main() -> ExitCode {
     init_logging();
@@ -20,15 +23,30 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr, as text or (`WECOM_LOG_FORMAT=json`) one JSON object per line; the level
 /// comes from `RUST_LOG` (default: info for the worker's own lines, warn for libraries).
+/// Whatever it says, the AMQP client's trace lines are never written: they hold whole frames,
+/// job bodies with their credentials included.
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,wecom_archive=info"));
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter);
+    let no_frames = filter_fn(|meta| !is_frame_trace(meta));
+    let layer = fmt::layer().with_writer(std::io::stderr);
     if std::env::var("WECOM_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().with_current_span(true).init();
+        let layer = layer.json().with_current_span(true);
+        tracing_subscriber::registry()
+            .with(layer.with_filter(filter).with_filter(no_frames))
+            .init();
     } else {
-        builder.init();
+        tracing_subscriber::registry()
+            .with(layer.with_filter(filter).with_filter(no_frames))
+            .init();
     }
+}
+
+/// A trace line of the AMQP client or its protocol and promise crates.
+fn is_frame_trace(meta: &Metadata<'_>) -> bool {
+    const AMQP_CLIENT: [&str; 3] = ["lapin", "amq_protocol", "pinky_swear"];
+    *meta.level() == Level::TRACE
+        && AMQP_CLIENT
+            .iter()
+            .any(|target| meta.target().starts_with(target))
 }
