@@ -114,6 +114,7 @@ async fn demo(
         prefetch: 8,
         concurrency: 8,
         drain_timeout_secs: 50,
+        header_key_file: None,
         no_declare: false,
     };
     let connection = Broker::from_args(&args.amqp)?

@@ -37,6 +37,9 @@ pub enum ProjectCode {
     /// The job reached the broker's delivery limit unsettled: each delivery ended with its
     /// worker dying (an SDK abort) or losing the broker. It is not run again.
     DeliveryLimitReached = 20305,
+    /// The job carries an attempt or progress header that no worker of this deployment signed
+    /// for it.
+    UntrustedHeader = 20306,
 }
 
 impl ProjectCode {
@@ -58,6 +61,7 @@ impl ProjectCode {
             Self::InlineCredentialsRefused => "inline_credentials_refused",
             Self::InvalidPrivateKey => "invalid_private_key",
             Self::DeliveryLimitReached => "delivery_limit_reached",
+            Self::UntrustedHeader => "untrusted_header",
         }
     }
 }
@@ -145,6 +149,7 @@ mod tests {
             ProjectCode::InlineCredentialsRefused,
             ProjectCode::InvalidPrivateKey,
             ProjectCode::DeliveryLimitReached,
+            ProjectCode::UntrustedHeader,
         ] {
             assert!((20000..30000).contains(&code.code()), "{code:?}");
         }

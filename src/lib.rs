@@ -18,4 +18,5 @@ pub mod job;
 pub mod keys;
 pub mod media;
 pub mod sdk;
+pub mod secret_file;
 pub mod worker;

@@ -146,6 +146,7 @@ fn delivered(attempt: u32, progress: Option<ChatProgress>) -> Delivered {
         delivery_count: 0,
         progress,
         redelivered: false,
+        untrusted: None,
     }
 }
 
@@ -506,6 +507,30 @@ async fn a_cancelled_job_stops_without_waiting_for_its_sdk_call_and_is_released(
         started.elapsed()
     );
     assert_eq!(*events.lock().unwrap(), [Event::Release]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_header_no_worker_signed_fails_the_job_unrun() {
+    let emulator = Emulator::default_corp();
+    let core = core(&emulator);
+    let job = inline_job(json!({"job_id": "forged", "max_pages": 1}));
+    let forged = Delivered {
+        untrusted: Some("x-wecom-progress"),
+        ..delivered(1, None)
+    };
+    let events = fate_of(&core, JobKind::FetchChatdata, &chat(&job), &forged, false).await;
+    assert_eq!(result_id(&events[0]), Some("forged:failed"));
+    assert_eq!(
+        events[1..],
+        [
+            Event::DeadLetter {
+                attempts: 1,
+                code: 20306
+            },
+            Event::Ack
+        ]
+    );
+    assert!(emulator.calls().is_empty(), "the SDK was never called");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,26 +2,13 @@
 //! (arguments show up in `ps` and shell history).
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use secrecy::SecretString;
-use zeroize::Zeroizing;
 
 use crate::keys::KeyRing;
-
-/// Reads a secret from a file (surrounding whitespace dropped, so `echo s > file` works).
-pub fn read_secret_file(path: &Path) -> anyhow::Result<SecretString> {
-    let text = Zeroizing::new(
-        fs::read_to_string(path)
-            .with_context(|| format!("cannot read the secret file {}", path.display()))?,
-    );
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        bail!("the secret file {} is empty", path.display());
-    }
-    Ok(SecretString::from(trimmed.to_owned()))
-}
+pub use crate::secret_file::read_secret_file;
 
 /// One `--key VER=PEMFILE` argument.
 #[derive(Debug, Clone)]

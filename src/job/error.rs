@@ -34,6 +34,13 @@ pub enum JobError {
     /// The stored file could not be read back for an inline result.
     #[error("cannot read the stored file back: {0}")]
     StoreRead(std::io::Error),
+    /// The job carries one of the worker's own headers (its attempt or progress) that no worker
+    /// of this deployment signed for it: a publisher set or copied it.
+    #[error(
+        "the job carries a {header} header that no worker of this deployment signed for it; \
+         publish jobs without it (dlq replay removes what it must)"
+    )]
+    UntrustedHeader { header: &'static str },
     /// The broker delivered the job this many times and no delivery was settled.
     #[error(
         "delivered {deliveries} times and never settled (its worker died, e.g. on an SDK abort, \
@@ -59,7 +66,9 @@ impl JobError {
             Self::Download(DownloadError::Sdk { source, .. }) => source.class(),
             // A full or failing disk may recover (a full one gave its partial file up).
             Self::Download(DownloadError::Store(_)) | Self::StoreRead(_) => ErrorClass::Transient,
-            Self::DeliveryLimitReached { .. } => ErrorClass::Permanent,
+            Self::UntrustedHeader { .. } | Self::DeliveryLimitReached { .. } => {
+                ErrorClass::Permanent
+            }
         }
     }
 
@@ -86,6 +95,7 @@ impl JobError {
             Self::Download(DownloadError::Store(_)) | Self::StoreRead(_) => {
                 project(ProjectCode::MediaStoreIo)
             }
+            Self::UntrustedHeader { .. } => project(ProjectCode::UntrustedHeader),
             Self::DeliveryLimitReached { .. } => project(ProjectCode::DeliveryLimitReached),
         }
     }

@@ -5,6 +5,7 @@
 //! broker session ends (`session`): a publish that fails on the connection itself ends the
 //! session, so the worker reconnects and the broker delivers the job again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::message::Delivery;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::delivered::Delivered;
 use super::headers;
 use super::publisher::{PublishError, Publisher};
+use super::signing::HeaderKey;
 use super::topology::{
     is_own_queue, result_routing_key, retry_queue, DEAD_EXCHANGE, JOBS_EXCHANGE, RESULTS_EXCHANGE,
 };
@@ -36,6 +38,8 @@ pub struct AmqpJob {
     pub kind: JobKind,
     pub delivered: Delivered,
     pub publisher: Publisher,
+    /// Signs the attempt and progress of the job's retry copy and continuation.
+    pub header_key: Arc<HeaderKey>,
     /// Fired when the broker session is lost or a drain runs out of time.
     pub session: CancellationToken,
 }
@@ -124,7 +128,8 @@ impl JobTransport for AmqpJob {
     }
 
     async fn publish_continuation(&self, progress: ChatProgress) -> Result<(), PublishError> {
-        let headers = headers::for_continuation(self.headers(), progress);
+        let signer = self.header_key.for_job(self.kind, &self.delivery.data);
+        let headers = headers::for_continuation(self.headers(), progress, &signer);
         self.republish(JOBS_EXCHANGE, self.kind.name(), headers)
             .await
     }
@@ -135,7 +140,8 @@ impl JobTransport for AmqpJob {
         attempt: u32,
         progress: Option<ChatProgress>,
     ) -> Result<(), PublishError> {
-        let headers = headers::for_retry(self.headers(), attempt, progress);
+        let signer = self.header_key.for_job(self.kind, &self.delivery.data);
+        let headers = headers::for_retry(self.headers(), attempt, progress, &signer);
         self.republish("", &retry_queue(delay, self.kind), headers)
             .await
     }

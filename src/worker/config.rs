@@ -70,6 +70,10 @@ pub struct WorkerConfig {
     /// broker unfinished and the worker exits. Keep it below the supervisor's grace period.
     #[arg(long, env = "WECOM_DRAIN_TIMEOUT_SECS", default_value_t = 50)]
     pub drain_timeout_secs: u64,
+    /// A file holding the key that signs the worker's own headers (attempt, progress), the same
+    /// for every worker; by default a key derived from the broker user, password and vhost.
+    #[arg(long, env = "WECOM_HEADER_KEY_FILE")]
+    pub header_key_file: Option<PathBuf>,
     /// Do not declare the topology at start (it is managed elsewhere).
     #[arg(long, env = "WECOM_NO_DECLARE")]
     pub no_declare: bool,

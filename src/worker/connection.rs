@@ -19,6 +19,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::config::AmqpArgs;
+use super::signing::HeaderKey;
 
 /// Where and how to connect.
 pub struct Broker {
@@ -57,6 +58,14 @@ impl Broker {
                 cert_chain,
             },
         })
+    }
+
+    /// The key of the deployment's header signatures: `explicit`, else one derived from the
+    /// broker user, password and vhost (the same for every worker of a deployment, whichever
+    /// host each connects to).
+    pub fn header_key(&self, explicit: Option<&secrecy::SecretString>) -> HeaderKey {
+        let user = &self.uri.authority.userinfo;
+        HeaderKey::new(explicit, &user.username, &user.password, &self.uri.vhost)
     }
 
     /// Opens a connection named `name` (the name shows in the broker's management UI).

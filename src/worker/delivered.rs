@@ -1,11 +1,16 @@
 //! What the worker reads from a delivery besides its body, read once: the ids a result
-//! echoes, where an extra copy of the results goes, and the project's and the broker's headers.
+//! echoes, where an extra copy of the results goes, and the project's and the broker's headers,
+//! each as far as it can be trusted: the project's only when signed by a worker of this
+//! deployment ([`super::signing`]), the broker's delivery count only on a redelivery (on a first
+//! delivery the header, if any, is the publisher's).
 
 use lapin::message::Delivery;
 use lapin::types::ShortString;
 
 use super::headers;
+use super::signing::HeaderKey;
 use crate::job::contract::ChatProgress;
+use crate::job::JobKind;
 
 #[derive(Debug, Clone)]
 pub struct Delivered {
@@ -21,19 +26,30 @@ pub struct Delivered {
     pub progress: Option<ChatProgress>,
     /// Whether the broker delivered it before (to this or another consumer).
     pub redelivered: bool,
+    /// A project header that is present but not signed for this job by this deployment (its
+    /// name): the job is refused rather than steered by it.
+    pub untrusted: Option<&'static str>,
 }
 
 impl Delivered {
-    pub fn read(delivery: &Delivery) -> Self {
+    pub fn read(delivery: &Delivery, kind: JobKind, key: &HeaderKey) -> Self {
         let properties = &delivery.properties;
         let table = properties.headers().as_ref();
+        let signer = key.for_job(kind, &delivery.data);
+        let attempt = headers::signed_attempt(table, &signer);
+        let progress = headers::signed_progress(table, &signer);
         Self {
             message_id: text(properties.message_id().as_ref()),
             correlation_id: text(properties.correlation_id().as_ref()),
             reply_to: text(properties.reply_to().as_ref()),
-            attempt: headers::attempt(table),
-            delivery_count: headers::delivery_count(table),
-            progress: headers::progress(table),
+            untrusted: attempt.err().or(progress.err()),
+            attempt: attempt.unwrap_or(1),
+            progress: progress.ok().flatten(),
+            delivery_count: if delivery.redelivered {
+                headers::delivery_count(table)
+            } else {
+                0
+            },
             redelivered: delivery.redelivered,
         }
     }

@@ -80,6 +80,11 @@ pub async fn handle<S, T>(
                 tracing::warn!(reason = %invalid.reason, "invalid job");
                 Err(Stop::failed(invalid))
             }
+            Ok(_) if delivered.untrusted.is_some() => {
+                let header = delivered.untrusted.unwrap_or_default();
+                tracing::warn!(header, "a header not signed by this deployment");
+                Err(Stop::failed(JobError::UntrustedHeader { header }))
+            }
             Ok(_) if delivered.reply_to.as_deref().is_some_and(is_own_queue) => {
                 let invalid = InvalidJob {
                     kind,

@@ -1,17 +1,24 @@
 //! The project's own AMQP headers: attempt count, chat progress, and why a job was
 //! dead-lettered. Attempts are counted here rather than read from `x-death`, whose shape
-//! differs between RabbitMQ versions and which replay must be able to reset.
+//! differs between RabbitMQ versions and which replay must be able to reset. The attempt and
+//! the progress steer a job, so they are signed ([`super::signing`]) and read only when the
+//! signature holds.
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
+use super::signing::JobSigner;
 use crate::error_code::ErrorInfo;
 use crate::job::contract::ChatProgress;
 
 /// Which attempt a delivery is (1 when absent).
 pub const ATTEMPT: &str = "x-wecom-attempt";
+/// The signature of [`ATTEMPT`].
+pub const ATTEMPT_MAC: &str = "x-wecom-attempt-mac";
 /// JSON `{"seq", "pages_done"}`: where a multi-page chat job goes on (its continuation, its
 /// retry copy, or a replay of either).
 pub const PROGRESS: &str = "x-wecom-progress";
+/// The signature of [`PROGRESS`].
+pub const PROGRESS_MAC: &str = "x-wecom-progress-mac";
 pub const ERROR_CODE: &str = "x-wecom-error-code";
 pub const ERROR_NAME: &str = "x-wecom-error-name";
 pub const ERROR_MESSAGE: &str = "x-wecom-error-message";
@@ -23,8 +30,9 @@ const ACQUIRED_COUNT: &str = "x-acquired-count";
 
 /// Headers the broker or we add while a job travels, which a replay removes. Not the progress:
 /// a chat job replayed goes on from the page it died at, its earlier pages are published.
-const TRAVEL: [&str; 13] = [
+const TRAVEL: [&str; 14] = [
     ATTEMPT,
+    ATTEMPT_MAC,
     ERROR_CODE,
     ERROR_NAME,
     ERROR_MESSAGE,
@@ -64,12 +72,34 @@ fn as_text(value: &AMQPValue) -> Option<String> {
     }
 }
 
+/// The attempt number as written, signed or not: for showing dead letters, never for
+/// deciding (1 when absent).
 pub fn attempt(headers: Option<&FieldTable>) -> u32 {
     get(headers, ATTEMPT)
         .and_then(as_i64)
         .and_then(|n| u32::try_from(n).ok())
         .filter(|n| *n >= 1)
         .unwrap_or(1)
+}
+
+/// Which attempt a delivery is: 1 when the header is absent, its value when a worker of this
+/// deployment signed it for this job, else `Err` with the header's name.
+pub fn signed_attempt(
+    headers: Option<&FieldTable>,
+    signer: &JobSigner<'_>,
+) -> Result<u32, &'static str> {
+    let Some(value) = get(headers, ATTEMPT) else {
+        return Ok(1);
+    };
+    let attempt = as_i64(value)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n >= 1)
+        .ok_or(ATTEMPT)?;
+    let mac = get(headers, ATTEMPT_MAC).and_then(as_text).ok_or(ATTEMPT)?;
+    signer
+        .verify(ATTEMPT, &attempt.to_string(), &mac)
+        .then_some(attempt)
+        .ok_or(ATTEMPT)
 }
 
 /// How many earlier deliveries of this job ended unsettled (0 when absent).
@@ -80,10 +110,23 @@ pub fn delivery_count(headers: Option<&FieldTable>) -> u32 {
         .unwrap_or(0)
 }
 
-pub fn progress(headers: Option<&FieldTable>) -> Option<ChatProgress> {
-    get(headers, PROGRESS)
+/// Where a chat job goes on: none when the header is absent, the progress when a worker of
+/// this deployment signed it for this job, else `Err` with the header's name.
+pub fn signed_progress(
+    headers: Option<&FieldTable>,
+    signer: &JobSigner<'_>,
+) -> Result<Option<ChatProgress>, &'static str> {
+    let Some(value) = get(headers, PROGRESS) else {
+        return Ok(None);
+    };
+    let text = as_text(value).ok_or(PROGRESS)?;
+    let mac = get(headers, PROGRESS_MAC)
         .and_then(as_text)
-        .and_then(|text| serde_json::from_str(&text).ok())
+        .ok_or(PROGRESS)?;
+    if !signer.verify(PROGRESS, &text, &mac) {
+        return Err(PROGRESS);
+    }
+    serde_json::from_str(&text).map(Some).map_err(|_| PROGRESS)
 }
 
 pub fn error_code(headers: Option<&FieldTable>) -> Option<i64> {
@@ -113,35 +156,62 @@ fn long_string(text: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(text))
 }
 
-/// The headers of the retry copy: attempt + 1, and the progress made.
+/// Sets the attempt and its signature.
+fn set_attempt(table: &mut FieldTable, attempt: u32, signer: &JobSigner<'_>) {
+    set(table, ATTEMPT, AMQPValue::LongLongInt(attempt.into()));
+    let mac = signer.sign(ATTEMPT, &attempt.to_string());
+    set(table, ATTEMPT_MAC, long_string(&mac));
+}
+
+/// Sets the progress and its signature.
+fn set_progress(table: &mut FieldTable, progress: ChatProgress, signer: &JobSigner<'_>) {
+    let text = serde_json::to_string(&progress).expect("progress serializes");
+    set(table, PROGRESS, long_string(&text));
+    set(
+        table,
+        PROGRESS_MAC,
+        long_string(&signer.sign(PROGRESS, &text)),
+    );
+}
+
+/// The headers of the retry copy: attempt + 1, and the progress made, both signed.
 pub fn for_retry(
     original: Option<&FieldTable>,
     next_attempt: u32,
     progress: Option<ChatProgress>,
+    signer: &JobSigner<'_>,
 ) -> FieldTable {
     // The retry copy is a new message: the broker's delivery counts of this one do not apply.
-    let mut table = without(original, &[PROGRESS, DELIVERY_COUNT, ACQUIRED_COUNT]);
-    set(
-        &mut table,
-        ATTEMPT,
-        AMQPValue::LongLongInt(next_attempt.into()),
+    let mut table = without(
+        original,
+        &[PROGRESS, PROGRESS_MAC, DELIVERY_COUNT, ACQUIRED_COUNT],
     );
+    set_attempt(&mut table, next_attempt, signer);
     if let Some(progress) = progress {
-        let progress = serde_json::to_string(&progress).expect("progress serializes");
-        set(&mut table, PROGRESS, long_string(&progress));
+        set_progress(&mut table, progress, signer);
     }
     table
 }
 
-/// The headers of a chat job's continuation: where to go on, and a first attempt (attempts
-/// count per page: the pages before it succeeded).
-pub fn for_continuation(original: Option<&FieldTable>, progress: ChatProgress) -> FieldTable {
+/// The headers of a chat job's continuation: where to go on (signed), and a first attempt
+/// (attempts count per page: the pages before it succeeded).
+pub fn for_continuation(
+    original: Option<&FieldTable>,
+    progress: ChatProgress,
+    signer: &JobSigner<'_>,
+) -> FieldTable {
     let mut table = without(
         original,
-        &[ATTEMPT, PROGRESS, DELIVERY_COUNT, ACQUIRED_COUNT],
+        &[
+            ATTEMPT,
+            ATTEMPT_MAC,
+            PROGRESS,
+            PROGRESS_MAC,
+            DELIVERY_COUNT,
+            ACQUIRED_COUNT,
+        ],
     );
-    let progress = serde_json::to_string(&progress).expect("progress serializes");
-    set(&mut table, PROGRESS, long_string(&progress));
+    set_progress(&mut table, progress, signer);
     table
 }
 
@@ -151,7 +221,8 @@ pub fn for_dead_letter(
     attempts: u32,
     error: &ErrorInfo,
 ) -> FieldTable {
-    let mut table = original.cloned().unwrap_or_default();
+    // The attempt count is for people to read here, unsigned: `dlq replay` removes it.
+    let mut table = without(original, &[ATTEMPT_MAC]);
     set(&mut table, ATTEMPT, AMQPValue::LongLongInt(attempts.into()));
     set(&mut table, ERROR_CODE, AMQPValue::LongLongInt(error.code));
     set(&mut table, ERROR_NAME, long_string(error.name));
@@ -168,53 +239,81 @@ pub fn for_replay(original: Option<&FieldTable>) -> FieldTable {
 mod tests {
     use super::*;
     use crate::error_code::ProjectCode;
+    use crate::job::JobKind;
     use crate::sdk::ErrorClass;
+    use crate::worker::signing::HeaderKey;
+
+    fn key() -> HeaderKey {
+        HeaderKey::new(None, "guest", "guest", "/")
+    }
+
+    const BODY: &[u8] = b"{\"corp\": \"acme\", \"max_pages\": 10}";
+
+    fn at(seq: u64, pages_done: u32) -> ChatProgress {
+        ChatProgress { seq, pages_done }
+    }
 
     #[test]
-    fn attempts_default_to_one_and_count_up_through_retries() {
-        assert_eq!(attempt(None), 1);
-        let retry = for_retry(
-            None,
-            2,
-            Some(ChatProgress {
-                seq: 40,
-                pages_done: 2,
-            }),
+    fn attempts_default_to_one_and_count_up_through_signed_retries() {
+        let key = key();
+        let signer = key.for_job(JobKind::FetchChatdata, BODY);
+        assert_eq!(signed_attempt(None, &signer), Ok(1));
+        let retry = for_retry(None, 2, Some(at(40, 2)), &signer);
+        assert_eq!(signed_attempt(Some(&retry), &signer), Ok(2));
+        assert_eq!(signed_progress(Some(&retry), &signer), Ok(Some(at(40, 2))));
+        let again = for_retry(Some(&retry), 3, None, &signer);
+        assert_eq!(signed_attempt(Some(&again), &signer), Ok(3));
+        assert_eq!(signed_progress(Some(&again), &signer), Ok(None));
+    }
+
+    #[test]
+    fn forged_or_moved_headers_are_not_trusted() {
+        let key = key();
+        let signer = key.for_job(JobKind::FetchChatdata, BODY);
+        let mut forged = FieldTable::default();
+        forged.insert(ATTEMPT.into(), AMQPValue::LongLongInt(4_294_967_295));
+        forged.insert(
+            PROGRESS.into(),
+            long_string(r#"{"seq":4990,"pages_done":0}"#),
         );
-        assert_eq!(attempt(Some(&retry)), 2);
-        assert_eq!(
-            progress(Some(&retry)),
-            Some(ChatProgress {
-                seq: 40,
-                pages_done: 2
-            })
-        );
-        let again = for_retry(Some(&retry), 3, None);
-        assert_eq!((attempt(Some(&again)), progress(Some(&again))), (3, None));
+        assert_eq!(signed_attempt(Some(&forged), &signer), Err(ATTEMPT));
+        assert_eq!(signed_progress(Some(&forged), &signer), Err(PROGRESS));
+        // Signed headers copied onto another job do not hold there.
+        let genuine = for_retry(None, 2, Some(at(40, 2)), &signer);
+        let other = key.for_job(JobKind::FetchChatdata, b"{\"corp\": \"other\"}");
+        assert_eq!(signed_attempt(Some(&genuine), &other), Err(ATTEMPT));
+        assert_eq!(signed_progress(Some(&genuine), &other), Err(PROGRESS));
+        // Nor does a signed value edited.
+        let mut edited = genuine.clone();
+        edited.insert(ATTEMPT.into(), AMQPValue::LongLongInt(5));
+        assert_eq!(signed_attempt(Some(&edited), &signer), Err(ATTEMPT));
     }
 
     #[test]
     fn a_retry_copy_starts_with_no_delivery_count() {
+        let key = key();
+        let signer = key.for_job(JobKind::FetchChatdata, BODY);
         assert_eq!(delivery_count(None), 0);
         let mut redelivered = FieldTable::default();
         redelivered.insert(DELIVERY_COUNT.into(), AMQPValue::LongLongInt(4));
         assert_eq!(delivery_count(Some(&redelivered)), 4);
-        let retry = for_retry(Some(&redelivered), 2, None);
+        let retry = for_retry(Some(&redelivered), 2, None, &signer);
         assert_eq!(delivery_count(Some(&retry)), 0);
     }
 
     #[test]
     fn a_continuation_goes_on_from_its_progress_as_a_first_attempt() {
-        let mut delivered = for_retry(None, 3, None);
+        let key = key();
+        let signer = key.for_job(JobKind::FetchChatdata, BODY);
+        let mut delivered = for_retry(None, 3, None, &signer);
         delivered.insert(DELIVERY_COUNT.into(), AMQPValue::LongLongInt(2));
         delivered.insert("app".into(), long_string("odoo"));
-        let next = ChatProgress {
-            seq: 2000,
-            pages_done: 2,
-        };
-        let continuation = for_continuation(Some(&delivered), next);
-        assert_eq!(progress(Some(&continuation)), Some(next));
-        assert_eq!(attempt(Some(&continuation)), 1);
+        let continuation = for_continuation(Some(&delivered), at(2000, 2), &signer);
+        assert_eq!(
+            signed_progress(Some(&continuation), &signer),
+            Ok(Some(at(2000, 2)))
+        );
+        assert_eq!(signed_attempt(Some(&continuation), &signer), Ok(1));
         assert_eq!(delivery_count(Some(&continuation)), 0);
         assert_eq!(
             error_text(Some(&continuation), "app").as_deref(),
@@ -223,29 +322,27 @@ mod tests {
     }
 
     #[test]
-    fn dead_letters_say_why_and_replay_forgets_it() {
+    fn dead_letters_say_why_and_replay_forgets_it_but_keeps_the_progress() {
+        let key = key();
+        let signer = key.for_job(JobKind::FetchChatdata, BODY);
         let error = ErrorInfo::project(ProjectCode::InvalidJob, ErrorClass::Permanent, "not JSON");
-        let mut original = FieldTable::default();
+        let mut original = for_retry(None, 3, Some(at(60, 6)), &signer);
         original.insert("app".into(), long_string("odoo"));
         let dead = for_dead_letter(Some(&original), 3, &error);
         assert_eq!(error_code(Some(&dead)), Some(20301));
+        assert_eq!(attempt(Some(&dead)), 3);
         assert_eq!(
             error_text(Some(&dead), ERROR_NAME).as_deref(),
             Some("invalid_job")
         );
         let replay = for_replay(Some(&dead));
-        assert_eq!(attempt(Some(&replay)), 1);
-        let at = ChatProgress {
-            seq: 60,
-            pages_done: 6,
-        };
-        let dead_page = for_dead_letter(Some(&for_retry(None, 3, Some(at))), 3, &error);
-        assert_eq!(
-            progress(Some(&for_replay(Some(&dead_page)))),
-            Some(at),
-            "a replayed chat job goes on from the page it died at"
-        );
+        assert_eq!(signed_attempt(Some(&replay), &signer), Ok(1));
         assert_eq!(error_code(Some(&replay)), None);
         assert_eq!(error_text(Some(&replay), "app").as_deref(), Some("odoo"));
+        assert_eq!(
+            signed_progress(Some(&replay), &signer),
+            Ok(Some(at(60, 6))),
+            "a replayed chat job goes on from the page it died at"
+        );
     }
 }

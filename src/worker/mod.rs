@@ -18,6 +18,7 @@ pub mod delivered;
 pub mod handle;
 pub mod headers;
 pub mod publisher;
+pub mod signing;
 pub mod topology;
 pub mod transport;
 
@@ -40,6 +41,7 @@ use connection::Broker;
 use delivered::Delivered;
 use handle::handle;
 use publisher::Publisher;
+use signing::HeaderKey;
 
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
 
@@ -50,10 +52,16 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let broker = Broker::from_args(&config.amqp)?;
+    let explicit_key = config
+        .header_key_file
+        .as_deref()
+        .map(crate::secret_file::read_secret_file)
+        .transpose()?;
+    let header_key = Arc::new(broker.header_key(explicit_key.as_ref()));
     tokio::spawn(Arc::clone(&core).maintain(shutdown.clone()));
     let mut pause = FIRST_PAUSE;
     loop {
-        match session(&broker, &config, &core, &shutdown, &mut pause).await {
+        match session(&broker, &config, &core, &header_key, &shutdown, &mut pause).await {
             Ok(()) => return Ok(()),
             Err(err) if shutdown.is_cancelled() => {
                 tracing::info!(error = %err, "stopped");
@@ -82,6 +90,7 @@ async fn session(
     broker: &Broker,
     config: &WorkerConfig,
     core: &Arc<Core>,
+    header_key: &Arc<HeaderKey>,
     shutdown: &CancellationToken,
     pause: &mut Duration,
 ) -> anyhow::Result<()> {
@@ -173,7 +182,7 @@ async fn session(
         // the semaphore is fair, so the jobs after it wait for it, and nothing holds a permit
         // while waiting for more (no deadlock). A delivery at the limit is not run (only
         // failed, see `handle`), so it needs no more than its own permit.
-        let delivered = Delivered::read(&delivery);
+        let delivered = Delivered::read(&delivery, kind, header_key);
         let wanted = if delivered.redelivered && !delivered.is_last(delivery_limit) {
             concurrency as u32
         } else {
@@ -193,6 +202,7 @@ async fn session(
             kind,
             delivered: delivered.clone(),
             publisher: publisher.clone(),
+            header_key: Arc::clone(header_key),
             session: session.clone(),
         };
         jobs.spawn(async move {
