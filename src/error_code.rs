@@ -40,6 +40,9 @@ pub enum ProjectCode {
     /// The job carries an attempt or progress header that no worker of this deployment signed
     /// for it.
     UntrustedHeader = 20306,
+    /// The message is not valid AMQP though the broker took it (a property or header name that
+    /// is not UTF-8, headers nested too deep).
+    MalformedMessage = 20307,
 }
 
 impl ProjectCode {
@@ -62,6 +65,7 @@ impl ProjectCode {
             Self::InvalidPrivateKey => "invalid_private_key",
             Self::DeliveryLimitReached => "delivery_limit_reached",
             Self::UntrustedHeader => "untrusted_header",
+            Self::MalformedMessage => "malformed_amqp_message",
         }
     }
 }
@@ -150,6 +154,7 @@ mod tests {
             ProjectCode::InvalidPrivateKey,
             ProjectCode::DeliveryLimitReached,
             ProjectCode::UntrustedHeader,
+            ProjectCode::MalformedMessage,
         ] {
             assert!((20000..30000).contains(&code.code()), "{code:?}");
         }

@@ -147,6 +147,7 @@ fn delivered(attempt: u32, progress: Option<ChatProgress>) -> Delivered {
         progress,
         redelivered: false,
         untrusted: None,
+        malformed: None,
     }
 }
 

@@ -34,6 +34,10 @@ pub enum JobError {
     /// The stored file could not be read back for an inline result.
     #[error("cannot read the stored file back: {0}")]
     StoreRead(std::io::Error),
+    /// The message is not valid AMQP though the broker took it: `what` says why (a property or
+    /// header name that is not UTF-8, headers nested too deep).
+    #[error("the message is not valid AMQP: {what}; it is not run")]
+    MalformedMessage { what: String },
     /// The job carries one of the worker's own headers (its attempt or progress) that no worker
     /// of this deployment signed for it: a publisher set or copied it.
     #[error(
@@ -66,9 +70,9 @@ impl JobError {
             Self::Download(DownloadError::Sdk { source, .. }) => source.class(),
             // A full or failing disk may recover (a full one gave its partial file up).
             Self::Download(DownloadError::Store(_)) | Self::StoreRead(_) => ErrorClass::Transient,
-            Self::UntrustedHeader { .. } | Self::DeliveryLimitReached { .. } => {
-                ErrorClass::Permanent
-            }
+            Self::MalformedMessage { .. }
+            | Self::UntrustedHeader { .. }
+            | Self::DeliveryLimitReached { .. } => ErrorClass::Permanent,
         }
     }
 
@@ -95,6 +99,7 @@ impl JobError {
             Self::Download(DownloadError::Store(_)) | Self::StoreRead(_) => {
                 project(ProjectCode::MediaStoreIo)
             }
+            Self::MalformedMessage { .. } => project(ProjectCode::MalformedMessage),
             Self::UntrustedHeader { .. } => project(ProjectCode::UntrustedHeader),
             Self::DeliveryLimitReached { .. } => project(ProjectCode::DeliveryLimitReached),
         }

@@ -8,6 +8,7 @@ use lapin::message::Delivery;
 use lapin::types::ShortString;
 
 use super::headers;
+use super::malformed::malformed;
 use super::signing::HeaderKey;
 use crate::job::contract::ChatProgress;
 use crate::job::JobKind;
@@ -29,6 +30,8 @@ pub struct Delivered {
     /// A project header that is present but not signed for this job by this deployment (its
     /// name): the job is refused rather than steered by it.
     pub untrusted: Option<&'static str>,
+    /// What the AMQP parser had to repair in the message's properties ([`super::malformed`]).
+    pub malformed: Option<String>,
 }
 
 impl Delivered {
@@ -51,6 +54,7 @@ impl Delivered {
                 0
             },
             redelivered: delivery.redelivered,
+            malformed: malformed(properties),
         }
     }
 

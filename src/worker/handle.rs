@@ -80,6 +80,12 @@ pub async fn handle<S, T>(
                 tracing::warn!(reason = %invalid.reason, "invalid job");
                 Err(Stop::failed(invalid))
             }
+            // Before anything else: its properties (reply_to among them) are not what was sent.
+            _ if delivered.malformed.is_some() => {
+                let what = delivered.malformed.clone().unwrap_or_default();
+                tracing::warn!(what, "a malformed AMQP message");
+                Err(Stop::failed(JobError::MalformedMessage { what }))
+            }
             Ok(_) if delivered.untrusted.is_some() => {
                 let header = delivered.untrusted.unwrap_or_default();
                 tracing::warn!(header, "a header not signed by this deployment");

@@ -17,6 +17,7 @@ pub mod connection;
 pub mod delivered;
 pub mod handle;
 pub mod headers;
+pub mod malformed;
 pub mod publisher;
 pub mod signing;
 pub mod topology;
