@@ -115,6 +115,7 @@ async fn demo(
         concurrency: 8,
         drain_timeout_secs: 50,
         header_key_file: None,
+        accept_unsigned_headers: false,
         no_declare: false,
     };
     let connection = Broker::from_args(&args.amqp)?

@@ -156,9 +156,11 @@ fn canonical_pem(pem: &str) -> Result<(PemKind, Zeroizing<String>), KeyProblem> 
     if body.contains(':') {
         return Err(KeyProblem::Encrypted);
     }
-    let base64: Zeroizing<String> =
-        Zeroizing::new(body.chars().filter(|c| !c.is_ascii_whitespace()).collect());
-    let mut canonical = Zeroizing::new(String::with_capacity(base64.len() + 128));
+    // Sized up front: a growing buffer would leave copies of the key behind, unwiped.
+    let mut base64 = Zeroizing::new(String::with_capacity(body.len()));
+    base64.extend(body.chars().filter(|c| !c.is_ascii_whitespace()));
+    let lines = base64.len() / 64 + 1;
+    let mut canonical = Zeroizing::new(String::with_capacity(base64.len() + lines + 2 * 64));
     canonical.push_str(&format!("-----BEGIN {label}-----\n"));
     for line in base64.as_bytes().chunks(64) {
         canonical.push_str(std::str::from_utf8(line).map_err(|_| KeyProblem::NotPem)?);

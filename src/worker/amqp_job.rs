@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::delivered::Delivered;
 use super::headers;
+use super::malformed::{oversized, repaired};
 use super::publisher::{PublishError, Publisher};
 use super::signing::HeaderKey;
 use super::topology::{
@@ -75,8 +76,14 @@ impl AmqpJob {
             .await
     }
 
+    /// The publisher's headers to keep on what the worker republishes: none of a malformed
+    /// message (they are not what was sent) or of an oversized table.
     fn headers(&self) -> Option<&FieldTable> {
-        self.delivery.properties.headers().as_ref()
+        self.delivery
+            .properties
+            .headers()
+            .as_ref()
+            .filter(|table| self.delivered.malformed.is_none() && !oversized(table))
     }
 }
 
@@ -151,7 +158,9 @@ impl JobTransport for AmqpJob {
         attempts: u32,
         error: &ErrorInfo,
     ) -> Result<(), PublishError> {
-        let headers = headers::for_dead_letter(self.headers(), attempts, error);
+        let signer = self.header_key.for_job(self.kind, &self.delivery.data);
+        let progress = self.delivered.progress;
+        let headers = headers::for_dead_letter(self.headers(), attempts, error, progress, &signer);
         self.republish(DEAD_EXCHANGE, self.kind.name(), headers)
             .await
     }
@@ -176,22 +185,24 @@ fn short_string(value: &str) -> Option<ShortString> {
 
 /// The properties a job keeps when it is republished (continuation, retry copy, dead letter,
 /// replay): its ids, reply address and headers. Not its `expiration` (a dead letter must not
-/// expire) nor its `user_id` (which the broker checks against the publishing connection's user).
+/// expire) nor its `user_id` (which the broker checks against the publishing connection's user),
+/// nor a value the AMQP parser had to repair (it is not what was sent).
 pub fn job_properties(original: &BasicProperties, headers: FieldTable) -> BasicProperties {
     let mut properties = BasicProperties::default()
         .with_delivery_mode(2)
         .with_headers(headers);
-    if let Some(v) = original.content_type() {
-        properties = properties.with_content_type(v.clone());
+    let sent = |value: &Option<ShortString>| value.clone().filter(|v| !repaired(v));
+    if let Some(v) = sent(original.content_type()) {
+        properties = properties.with_content_type(v);
     }
-    if let Some(v) = original.message_id() {
-        properties = properties.with_message_id(v.clone());
+    if let Some(v) = sent(original.message_id()) {
+        properties = properties.with_message_id(v);
     }
-    if let Some(v) = original.correlation_id() {
-        properties = properties.with_correlation_id(v.clone());
+    if let Some(v) = sent(original.correlation_id()) {
+        properties = properties.with_correlation_id(v);
     }
-    if let Some(v) = original.reply_to() {
-        properties = properties.with_reply_to(v.clone());
+    if let Some(v) = sent(original.reply_to()) {
+        properties = properties.with_reply_to(v);
     }
     if let Some(v) = original.timestamp() {
         properties = properties.with_timestamp(*v);

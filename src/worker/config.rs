@@ -74,6 +74,10 @@ pub struct WorkerConfig {
     /// for every worker; by default a key derived from the broker user, password and vhost.
     #[arg(long, env = "WECOM_HEADER_KEY_FILE")]
     pub header_key_file: Option<PathBuf>,
+    /// Take the worker's own headers without a signature (not with a wrong one), while jobs of a
+    /// version that did not sign them are still queued.
+    #[arg(long, env = "WECOM_ACCEPT_UNSIGNED_HEADERS")]
+    pub accept_unsigned_headers: bool,
     /// Do not declare the topology at start (it is managed elsewhere).
     #[arg(long, env = "WECOM_NO_DECLARE")]
     pub no_declare: bool,

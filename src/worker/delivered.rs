@@ -11,6 +11,7 @@ use super::headers;
 use super::malformed::malformed;
 use super::signing::HeaderKey;
 use crate::job::contract::ChatProgress;
+use crate::job::parse::MAX_JOB_BYTES;
 use crate::job::JobKind;
 
 #[derive(Debug, Clone)]
@@ -38,9 +39,20 @@ impl Delivered {
     pub fn read(delivery: &Delivery, kind: JobKind, key: &HeaderKey) -> Self {
         let properties = &delivery.properties;
         let table = properties.headers().as_ref();
-        let signer = key.for_job(kind, &delivery.data);
-        let attempt = headers::signed_attempt(table, &signer);
-        let progress = headers::signed_progress(table, &signer);
+        // The body is hashed only when a signature is to be checked, and not when it is too
+        // large to be a job (it fails as one whatever its headers say).
+        let signed = [headers::ATTEMPT, headers::PROGRESS]
+            .iter()
+            .any(|name| headers::get(table, name).is_some());
+        let (attempt, progress) = if signed && delivery.data.len() <= MAX_JOB_BYTES {
+            let signer = key.for_job(kind, &delivery.data);
+            (
+                headers::signed_attempt(table, &signer),
+                headers::signed_progress(table, &signer),
+            )
+        } else {
+            (Ok(1), Ok(None))
+        };
         Self {
             message_id: text(properties.message_id().as_ref()),
             correlation_id: text(properties.correlation_id().as_ref()),

@@ -11,6 +11,12 @@ use lapin::BasicProperties;
 /// Header tables and arrays nested deeper than this are refused; the parser stops at 64.
 pub const MAX_HEADER_DEPTH: usize = 32;
 
+/// A publisher's headers larger than this (encoded) are not copied onto what the worker
+/// republishes (retry copy, continuation, dead letter): with the worker's own headers added,
+/// the content header could pass the broker's frame size, and the broker would close the
+/// connection instead of taking the message.
+pub const MAX_KEPT_HEADER_BYTES: usize = 32 * 1024;
+
 /// What the parser had to repair in a message's properties, if anything.
 pub fn malformed(properties: &BasicProperties) -> Option<String> {
     let short_strings: [(&str, &Option<ShortString>); 10] = [
@@ -37,7 +43,7 @@ pub fn malformed(properties: &BasicProperties) -> Option<String> {
 }
 
 /// Whether the parser replaced bytes of `text` that were not UTF-8.
-fn repaired(text: &ShortString) -> bool {
+pub fn repaired(text: &ShortString) -> bool {
     text.as_str().contains(char::REPLACEMENT_CHARACTER)
 }
 
@@ -73,6 +79,42 @@ fn malformed_value(value: &AMQPValue, depth: usize) -> Option<String> {
     }
 }
 
+/// Whether `table`, encoded, would take more than [`MAX_KEPT_HEADER_BYTES`].
+pub fn oversized(table: &FieldTable) -> bool {
+    table_len(table) > MAX_KEPT_HEADER_BYTES
+}
+
+/// The encoded size of a table: its length prefix, and each name and tagged value.
+fn table_len(table: &FieldTable) -> usize {
+    4 + table
+        .inner()
+        .iter()
+        .map(|(name, value)| 1 + name.as_str().len() + 1 + value_len(value))
+        .sum::<usize>()
+}
+
+fn value_len(value: &AMQPValue) -> usize {
+    match value {
+        AMQPValue::Boolean(_) | AMQPValue::ShortShortInt(_) | AMQPValue::ShortShortUInt(_) => 1,
+        AMQPValue::ShortInt(_) | AMQPValue::ShortUInt(_) => 2,
+        AMQPValue::LongInt(_) | AMQPValue::LongUInt(_) | AMQPValue::Float(_) => 4,
+        AMQPValue::DecimalValue(_) => 5,
+        AMQPValue::LongLongInt(_) | AMQPValue::Double(_) | AMQPValue::Timestamp(_) => 8,
+        AMQPValue::ShortString(text) => 1 + text.as_str().len(),
+        AMQPValue::LongString(text) => 4 + text.as_bytes().len(),
+        AMQPValue::ByteArray(bytes) => 4 + bytes.as_slice().len(),
+        AMQPValue::FieldArray(array) => {
+            4 + array
+                .as_slice()
+                .iter()
+                .map(|v| 1 + value_len(v))
+                .sum::<usize>()
+        }
+        AMQPValue::FieldTable(table) => table_len(table),
+        AMQPValue::Void => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +143,24 @@ mod tests {
         values.insert("t".into(), AMQPValue::FieldTable(inner));
         let values = BasicProperties::default().with_headers(values);
         assert!(malformed(&values).unwrap().contains("header value"));
+    }
+
+    #[test]
+    fn large_header_tables_are_found_by_their_encoded_size() {
+        let mut table = FieldTable::default();
+        table.insert(
+            "small".into(),
+            AMQPValue::LongString("x".repeat(100).into()),
+        );
+        assert!(!oversized(&table));
+        for n in 0..40 {
+            let name = format!("k{n}");
+            table.insert(
+                name.as_str().into(),
+                AMQPValue::LongString("x".repeat(1000).into()),
+            );
+        }
+        assert!(oversized(&table), "40 values of 1,000 bytes");
     }
 
     #[test]

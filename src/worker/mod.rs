@@ -58,7 +58,9 @@ pub async fn run(
         .as_deref()
         .map(crate::secret_file::read_secret_file)
         .transpose()?;
-    let header_key = Arc::new(broker.header_key(explicit_key.as_ref()));
+    let mut header_key = broker.header_key(explicit_key.as_ref());
+    header_key.accept_unsigned = config.accept_unsigned_headers;
+    let header_key = Arc::new(header_key);
     tokio::spawn(Arc::clone(&core).maintain(shutdown.clone()));
     let mut pause = FIRST_PAUSE;
     loop {

@@ -15,7 +15,13 @@ use sha2::{Digest, Sha256};
 use crate::job::JobKind;
 
 /// The key of the deployment's header signatures. No `Debug`: it is a secret.
-pub struct HeaderKey(hmac::Key);
+pub struct HeaderKey {
+    key: hmac::Key,
+    /// Whether a header with no signature at all is taken as it is (for the time of an upgrade
+    /// from a version that did not sign, `WECOM_ACCEPT_UNSIGNED_HEADERS`); a wrong signature
+    /// never is.
+    pub accept_unsigned: bool,
+}
 
 impl HeaderKey {
     /// The key from `explicit`, else derived from the broker identity.
@@ -26,7 +32,10 @@ impl HeaderKey {
         };
         let derive = hmac::Key::new(hmac::HMAC_SHA256, b"wecom-archive header key");
         let key = hmac::sign(&derive, zeroize::Zeroizing::new(material).as_bytes());
-        Self(hmac::Key::new(hmac::HMAC_SHA256, key.as_ref()))
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, key.as_ref()),
+            accept_unsigned: false,
+        }
     }
 
     /// The signer for one job.
@@ -41,7 +50,7 @@ impl HeaderKey {
 
 /// Signs and checks the headers of one job.
 pub struct JobSigner<'a> {
-    key: &'a HeaderKey,
+    pub key: &'a HeaderKey,
     kind: JobKind,
     body_digest: [u8; 32],
 }
@@ -63,13 +72,14 @@ impl JobSigner<'_> {
 
     /// The signature of `header` carrying `value`, hex.
     pub fn sign(&self, header: &str, value: &str) -> String {
-        hex::encode(hmac::sign(&self.key.0, &self.message(header, value)))
+        hex::encode(hmac::sign(&self.key.key, &self.message(header, value)))
     }
 
     /// Whether `mac` is the signature of `header` carrying `value`.
     pub fn verify(&self, header: &str, value: &str, mac: &str) -> bool {
-        hex::decode(mac)
-            .is_ok_and(|tag| hmac::verify(&self.key.0, &self.message(header, value), &tag).is_ok())
+        hex::decode(mac).is_ok_and(|tag| {
+            hmac::verify(&self.key.key, &self.message(header, value), &tag).is_ok()
+        })
     }
 }
 
