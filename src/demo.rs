@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::JsonLines;
-use crate::job::config::RetryArgs;
+use crate::job::config::{Isolation, RetryArgs};
 use crate::job::{Core, CoreConfig, JobKind};
 use crate::worker::connection::Broker;
 use crate::worker::publisher::Publisher;
@@ -73,8 +73,10 @@ pub fn run(args: DemoArgs, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
         &config_path,
         serde_json::to_vec_pretty(&emulator_config(&args.keys_dir)?)?,
     )?;
-    // Read by the emulator at its first call; set before any thread exists.
+    // Read by the emulator at its first call; set before any thread exists. The worker's SDK
+    // hosts share the fault counters, as clients of one server would.
     std::env::set_var("WECOM_EMULATOR_CONFIG", &config_path);
+    std::env::set_var("WECOM_EMULATOR_COUNTERS", work.join("emulator-counters"));
     let keys = json!([
         {"publickey_ver": 1, "private_key": read(&args.keys_dir.join("v1.pem"))?},
         {"publickey_ver": 2, "private_key": read(&args.keys_dir.join("v2.pem"))?},
@@ -98,6 +100,9 @@ async fn demo(
         media_dir: work.join("media"),
         corps_file: None,
         inline_credentials: true,
+        sdk_isolation: Isolation::Process,
+        sdk_call_timeout_secs: 60,
+        sdk_host_exe: None,
         sdk_per_corp: 4,
         sdk_pool_idle_secs: 300,
         key_cache_sets: 64,

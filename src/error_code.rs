@@ -16,6 +16,8 @@ pub enum ProjectCode {
     InputRefused = 20001,
     /// The SDK answered with a body that is not the documented JSON.
     MalformedSdkResponse = 20002,
+    /// The SDK host process died (a signal, an abort) or hung during the call.
+    SdkCrashed = 20003,
     /// No private key is configured for the message's `publickey_ver`.
     NoPrivateKey = 20101,
     /// RSA decryption of `encrypt_random_key` failed (wrong key for the version, corrupt data).
@@ -54,6 +56,7 @@ impl ProjectCode {
         match self {
             Self::InputRefused => "input_refused",
             Self::MalformedSdkResponse => "malformed_sdk_response",
+            Self::SdkCrashed => "sdk_crashed",
             Self::NoPrivateKey => "no_private_key",
             Self::RsaDecryptFailed => "rsa_decrypt_failed",
             Self::RandomKeyNotBase64 => "random_key_not_base64",
@@ -100,6 +103,7 @@ impl ErrorInfo {
                 Self::project(ProjectCode::MalformedSdkResponse, class, message)
             }
             SdkError::Refused(_) => Self::project(ProjectCode::InputRefused, class, message),
+            SdkError::Host { .. } => Self::project(ProjectCode::SdkCrashed, class, message),
         }
     }
 
@@ -143,6 +147,7 @@ mod tests {
         for code in [
             ProjectCode::InputRefused,
             ProjectCode::MalformedSdkResponse,
+            ProjectCode::SdkCrashed,
             ProjectCode::NoPrivateKey,
             ProjectCode::RsaDecryptFailed,
             ProjectCode::RandomKeyNotBase64,

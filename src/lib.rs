@@ -18,5 +18,6 @@ pub mod job;
 pub mod keys;
 pub mod media;
 pub mod sdk;
+pub mod sdk_host;
 pub mod secret_file;
 pub mod worker;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use wecom_archive::error_code::ErrorInfo;
-use wecom_archive::job::config::RetryArgs;
+use wecom_archive::job::config::{Isolation, RetryArgs};
 use wecom_archive::job::contract::ChatProgress;
 use wecom_archive::job::sink::Output;
 use wecom_archive::job::{Core, CoreConfig, JobKind};
@@ -120,6 +120,9 @@ fn core(emulator: &Emulator) -> Arc<Core> {
         media_dir: media_dir(emulator),
         corps_file: None,
         inline_credentials: true,
+        sdk_isolation: Isolation::Process,
+        sdk_call_timeout_secs: 60,
+        sdk_host_exe: Some(common::cli()),
         sdk_per_corp: 2,
         sdk_pool_idle_secs: 300,
         key_cache_sets: 8,

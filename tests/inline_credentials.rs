@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use wecom_archive::job::config::RetryArgs;
+use wecom_archive::job::config::{Isolation, RetryArgs};
 use wecom_archive::job::sink::MemorySink;
 use wecom_archive::job::{parse, Core, CoreConfig, JobKind, JobMeta};
 
@@ -54,6 +54,9 @@ async fn many_inline_corps_leave_at_most_the_configured_key_sets_and_no_idle_poo
         media_dir: emulator.dir.path().join("media"),
         corps_file: None,
         inline_credentials: true,
+        sdk_isolation: Isolation::Process,
+        sdk_call_timeout_secs: 60,
+        sdk_host_exe: Some(common::cli()),
         sdk_per_corp: 2,
         sdk_pool_idle_secs: POOL_IDLE.as_secs(),
         key_cache_sets: KEY_SETS,

@@ -32,7 +32,6 @@ async fn a_worker_killed_during_page_7_of_10_costs_page_7_only() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     first.child.kill().unwrap();
     first.child.wait().unwrap();
-    let killed = first.child.id();
 
     let _second = Worker::start(&vhost, &emulator, &[]);
     let mut pages: HashMap<String, usize> = HashMap::new();
@@ -69,7 +68,6 @@ async fn a_worker_killed_during_page_7_of_10_costs_page_7_only() {
     for seq in (0..60).step_by(10) {
         let at: Vec<_> = calls.iter().filter(|c| c.seq == Some(seq)).collect();
         assert_eq!(at.len(), 1, "page after seq {seq} fetched once: {at:?}");
-        assert_eq!(at[0].pid, killed, "by the first worker");
     }
     let page_7 = calls.iter().filter(|c| c.seq == Some(60)).count();
     assert!((1..=2).contains(&page_7), "page 7 fetched {page_7} times");

@@ -104,11 +104,15 @@ mod tests {
     use serde_json::Value;
 
     fn small_corp() -> Corp {
-        Corp::new(CorpConfig {
-            message_count: 30,
-            media_sizes: MediaSizes { min: 0, max: 2048 },
-            ..CorpConfig::default()
-        })
+        Corp::new(
+            CorpConfig {
+                message_count: 30,
+                media_sizes: MediaSizes { min: 0, max: 2048 },
+                ..CorpConfig::default()
+            },
+            0,
+            None,
+        )
         .unwrap()
     }
 

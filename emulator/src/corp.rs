@@ -8,9 +8,10 @@ use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
 use rsa::RsaPublicKey;
+use std::sync::Arc;
 
 use crate::config::{ConfigError, CorpConfig};
-use crate::faults::{Fault, FaultCounters, FaultOp};
+use crate::faults::{Fault, FaultCounters, FaultOp, SharedCounters};
 use crate::messages::Mix;
 use crate::rsa_seal::Sealer;
 use crate::seeding;
@@ -39,7 +40,12 @@ pub fn corp_tag(corpid: &str) -> String {
 }
 
 impl Corp {
-    pub(crate) fn new(config: CorpConfig) -> Result<Corp, ConfigError> {
+    /// `shared` counts faults across processes; the corp's slots there are by `index`.
+    pub(crate) fn new(
+        config: CorpConfig,
+        index: usize,
+        shared: Option<Arc<SharedCounters>>,
+    ) -> Result<Corp, ConfigError> {
         let keys = config
             .public_keys
             .iter()
@@ -58,7 +64,7 @@ impl Corp {
             tag: corp_tag(&config.corpid),
             keys,
             mix: Mix::new(&config),
-            counters: FaultCounters::default(),
+            counters: FaultCounters::new(shared, index),
             config,
         })
     }
@@ -92,7 +98,7 @@ mod tests {
 
     #[test]
     fn the_default_corp_loads_with_both_key_versions() {
-        let corp = Corp::new(CorpConfig::default()).unwrap();
+        let corp = Corp::new(CorpConfig::default(), 0, None).unwrap();
         assert_eq!(
             corp.keys.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
             [1, 2]
@@ -108,10 +114,10 @@ mod tests {
         let pkcs1 = key.to_pkcs1_pem(LineEnding::LF).unwrap();
         assert!(pkcs1.starts_with("-----BEGIN RSA PUBLIC KEY-----"));
         config.public_keys.insert(3, pkcs1);
-        assert!(Corp::new(config.clone()).is_ok());
+        assert!(Corp::new(config.clone(), 0, None).is_ok());
 
         config.public_keys.insert(4, "garbage".into());
-        let err = Corp::new(config).unwrap_err();
+        let err = Corp::new(config, 0, None).unwrap_err();
         assert!(err.0.contains("public key 4"), "{err}");
 
         let private = include_str!("../../tests/fixtures/keys/rsa512.pem");
@@ -122,14 +128,14 @@ mod tests {
             public_keys: [(1, small.to_pkcs1_pem(LineEnding::LF).unwrap())].into(),
             ..CorpConfig::default()
         };
-        let err = Corp::new(config.clone()).unwrap_err();
+        let err = Corp::new(config.clone(), 0, None).unwrap_err();
         assert!(err.0.contains("512 bits"), "{err}");
         config.public_keys = [(
             1,
             include_str!("../../tests/fixtures/keys/rsa1024.pub.pem").into(),
         )]
         .into();
-        assert!(Corp::new(config).is_ok());
+        assert!(Corp::new(config, 0, None).is_ok());
     }
 
     #[test]

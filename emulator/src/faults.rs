@@ -1,11 +1,18 @@
 //! Fault injection: which calls of an operation fail, per the corp's [`OpFaults`]. Called by
 //! [`crate::sdk`] and [`crate::decrypt`] once a call has passed its parameter checks.
 //!
-//! Calls are counted per corp and operation within the process. Call `n` takes `script[n]`, and
-//! after the script a draw from SHA-256(corp seed, operation, n): the outcome depends on nothing
-//! else, so the same config and the same call order give the same faults.
+//! Calls are counted per corp and operation: within the process, or, when
+//! `WECOM_EMULATOR_COUNTERS` names a file, across every process that names the same file (a
+//! worker and its SDK hosts are many clients of one server, and a script of faults is the
+//! server's). Call `n` takes `script[n]`, and after the script a draw from SHA-256(corp seed,
+//! operation, n): the outcome depends on nothing else, so the same config and the same call
+//! order give the same faults.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Faults, OpFaults};
@@ -53,13 +60,62 @@ pub(crate) enum Fault {
     Abort,
 }
 
+/// The env naming a file of call counters shared across processes.
+pub const COUNTERS_ENV: &str = "WECOM_EMULATOR_COUNTERS";
+
+/// Call counters kept in a file, one 8-byte slot per corp and operation, each update under an
+/// exclusive lock of the file.
+#[derive(Debug)]
+pub(crate) struct SharedCounters {
+    file: File,
+}
+
+impl SharedCounters {
+    pub(crate) fn open(path: &Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        Ok(Self { file })
+    }
+
+    /// The count of slot `slot` before this call, counting this call.
+    fn next(&self, slot: usize) -> std::io::Result<u64> {
+        let offset = slot as u64 * 8;
+        self.file.lock()?;
+        let mut bytes = [0u8; 8];
+        // A slot past the end of the file has not been counted yet.
+        let read = self.file.read_at(&mut bytes, offset)?;
+        let n = if read == 8 {
+            u64::from_le_bytes(bytes)
+        } else {
+            0
+        };
+        self.file.write_at(&(n + 1).to_le_bytes(), offset)?;
+        self.file.unlock()?;
+        Ok(n)
+    }
+}
+
 /// One corp's call counters.
 #[derive(Debug, Default)]
 pub(crate) struct FaultCounters {
     calls: [AtomicU64; 3],
+    /// The shared file and this corp's first slot in it.
+    shared: Option<(Arc<SharedCounters>, usize)>,
 }
 
 impl FaultCounters {
+    /// Counters in `shared` (the corp's slots start at `corp_index` x 3), or in this process.
+    pub(crate) fn new(shared: Option<Arc<SharedCounters>>, corp_index: usize) -> Self {
+        Self {
+            calls: Default::default(),
+            shared: shared.map(|file| (file, corp_index * 3)),
+        }
+    }
+
     /// Counts a call of `op` and says whether it fails, after sleeping the configured latency.
     /// `sdkfileid` is the file a `GetMediaData` call asks for.
     pub(crate) fn next(
@@ -76,7 +132,16 @@ impl FaultCounters {
         if sdkfileid.is_some_and(|id| plan.abort_on_sdkfileid.iter().any(|a| a == id)) {
             return Some(Fault::Abort);
         }
-        let n = self.calls[op.index()].fetch_add(1, Ordering::Relaxed);
+        if plan.script.is_empty() && plan.probability <= 0.0 {
+            return None;
+        }
+        let n = match &self.shared {
+            Some((file, first)) => file.next(first + op.index()).unwrap_or_else(|e| {
+                eprintln!("wecom emulator: the counters file failed: {e}; stopping");
+                std::process::abort()
+            }),
+            None => self.calls[op.index()].fetch_add(1, Ordering::Relaxed),
+        };
         decide(plan, seed, op, n).map(Fault::Code)
     }
 }
@@ -116,6 +181,41 @@ mod tests {
         (0..calls)
             .map(|_| counters.next(faults, seed, FaultOp::Media, Some("id")))
             .collect()
+    }
+
+    #[test]
+    fn counters_in_a_file_are_shared_by_whoever_opens_it() {
+        let dir = std::env::temp_dir().join(format!("emu-counters-{}", std::process::id()));
+        let f = faults(OpFaults {
+            script: vec![10001, 10002, 0, 10003],
+            ..OpFaults::default()
+        });
+        let shared = || Some(Arc::new(SharedCounters::open(&dir).unwrap()));
+        let (one, two) = (
+            FaultCounters::new(shared(), 1),
+            FaultCounters::new(shared(), 1),
+        );
+        let got: Vec<_> = (0..4)
+            .map(|n| {
+                let counters = if n % 2 == 0 { &one } else { &two };
+                counters.next(&f, 1, FaultOp::Media, Some("id"))
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Some(Fault::Code(10001)),
+                Some(Fault::Code(10002)),
+                None,
+                Some(Fault::Code(10003))
+            ]
+        );
+        let other_corp = FaultCounters::new(shared(), 0);
+        assert_eq!(
+            other_corp.next(&f, 1, FaultOp::Media, Some("id")),
+            Some(Fault::Code(10001))
+        );
+        std::fs::remove_file(&dir).unwrap();
     }
 
     #[test]

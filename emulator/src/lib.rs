@@ -45,6 +45,7 @@ pub use config::{
     Config, ConfigError, CorpConfig, Faults, MediaSizes, OpFaults, CONFIG_ENV, DEFAULT_MSGTYPE_MIX,
 };
 pub use corp::corp_tag;
+pub use faults::COUNTERS_ENV;
 pub use file_id::{media_file_id, FileId, InvalidFileId};
 pub use media::{media_content, MediaContent};
 pub use messages::message_plaintext;

@@ -4,12 +4,13 @@
 //! A config that cannot be read or is invalid stops the process with a message on stderr: a
 //! test must never run silently on the default corp because its config file had a typo.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use crate::call_log::{CallLog, CallRecord, CALL_LOG_ENV};
 use crate::config::{Config, ConfigError};
 use crate::corp::Corp;
+use crate::faults::{SharedCounters, COUNTERS_ENV};
 
 /// Everything the SDK calls share.
 #[derive(Debug)]
@@ -43,10 +44,17 @@ impl Runtime {
                 ConfigError(format!("cannot open call log {}: {e}", path.display()))
             })?),
         };
+        let shared = match std::env::var_os(COUNTERS_ENV) {
+            None => None,
+            Some(path) => Some(Arc::new(SharedCounters::open(Path::new(&path)).map_err(
+                |e| ConfigError(format!("cannot open the counters file {path:?}: {e}")),
+            )?)),
+        };
         let corps = config
             .corps
             .into_iter()
-            .map(Corp::new)
+            .enumerate()
+            .map(|(index, corp)| Corp::new(corp, index, shared.clone()))
             .collect::<Result<_, _>>()?;
         Ok(Runtime { corps, log })
     }

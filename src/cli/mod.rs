@@ -54,6 +54,19 @@ enum Command {
     Dlq(broker::DlqCommand),
     /// Run the service end to end against a local broker and the SDK emulator.
     Demo(crate::demo::DemoArgs),
+    /// Serve a worker's SDK calls on standard input (started by the worker, not by people).
+    #[command(hide = true)]
+    SdkHost(SdkHostArgs),
+}
+
+#[derive(Args)]
+struct SdkHostArgs {
+    /// Path of libWeWorkFinanceSdk_C.so.
+    #[arg(long)]
+    lib: PathBuf,
+    /// Load the library and exit: the worker's check at start.
+    #[arg(long)]
+    probe: bool,
 }
 
 #[derive(Subcommand)]
@@ -124,6 +137,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Publish(command) => broker::publish(command, &mut out)?,
         Command::Dlq(command) => broker::dlq(command, &mut out)?,
         Command::Demo(args) => crate::demo::run(args, &mut out)?,
+        Command::SdkHost(args) if args.probe => {
+            crate::sdk::FinanceSdk::load(&args.lib)?;
+            ExitCode::SUCCESS
+        }
+        Command::SdkHost(args) => {
+            crate::sdk_host::serve::serve(&args.lib)?;
+            ExitCode::SUCCESS
+        }
     };
     out.flush()?;
     Ok(code)

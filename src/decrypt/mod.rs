@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 use crate::error_code::{ErrorInfo, ProjectCode};
 use crate::keys::{KeyRing, RsaFailure};
 use crate::sdk::{EncryptedMessage, ErrorClass, FinanceSdk, SdkCode, SdkError};
+use zeroize::Zeroizing;
 
 /// A decrypted message. `message` is the plaintext JSON, kept verbatim.
 #[derive(Debug, Serialize)]
@@ -95,11 +96,62 @@ pub struct DecryptedPage {
     pub errors: Vec<MessageError>,
 }
 
-/// Decrypts every message of a page, in parallel, keeping their order.
+/// Decrypts every message of a page with the library in this process, in parallel, keeping
+/// their order.
 pub fn decrypt_page(sdk: &FinanceSdk, keys: &KeyRing, page: &[EncryptedMessage]) -> DecryptedPage {
-    let outcomes: Vec<Result<DecryptedMessage, MessageError>> = page
+    let in_process = |items: &[(Zeroizing<Vec<u8>>, &str)]| {
+        Ok(items
+            .par_iter()
+            .map(|(key, message)| sdk.decrypt_data(key, message.as_bytes()))
+            .collect())
+    };
+    decrypt_page_with(keys, page, in_process).expect("the library in process answers every message")
+}
+
+/// The (decrypted random key, `encrypt_chat_msg`) of each message whose RSA step passed, to be
+/// answered by `DecryptData`, one result per item; or an error of the whole batch.
+pub type DecryptBatch<'a> = &'a [(Zeroizing<Vec<u8>>, &'a str)];
+
+/// Decrypts every message of a page: RSA here, in parallel; `DecryptData` by `decrypt_data`, in
+/// one batch (the library in this process, or in an SDK host); then the JSON, in parallel. The
+/// page fails only when the batch as a whole does (its SDK host died).
+pub fn decrypt_page_with(
+    keys: &KeyRing,
+    page: &[EncryptedMessage],
+    decrypt_data: impl FnOnce(DecryptBatch<'_>) -> Result<Vec<Result<Vec<u8>, SdkError>>, SdkError>,
+) -> Result<DecryptedPage, SdkError> {
+    let unsealed: Vec<Result<Zeroizing<Vec<u8>>, MessageFailure>> = page
         .par_iter()
-        .map(|message| decrypt_message(sdk, keys, message))
+        .map(|message| unseal(keys, message))
+        .collect();
+    let items: Vec<(Zeroizing<Vec<u8>>, &str)> = unsealed
+        .iter()
+        .zip(page)
+        .filter_map(|(key, message)| {
+            let key = key.as_ref().ok()?;
+            Some((key.clone(), message.encrypt_chat_msg.as_str()))
+        })
+        .collect();
+    let mut answers = decrypt_data(&items)?.into_iter();
+    let plaintexts: Vec<Result<Vec<u8>, MessageFailure>> = unsealed
+        .into_iter()
+        .map(|key| {
+            key.and_then(|_| {
+                answers
+                    .next()
+                    .unwrap_or_else(|| Err(missing_answer()))
+                    .map_err(MessageFailure::from)
+            })
+        })
+        .collect();
+    let outcomes: Vec<Result<DecryptedMessage, MessageError>> = plaintexts
+        .into_par_iter()
+        .zip(page)
+        .map(|(plaintext, message)| {
+            plaintext
+                .and_then(|plaintext| finish(message, plaintext))
+                .map_err(|error| failed(message, error))
+        })
         .collect();
     let mut decrypted = DecryptedPage::default();
     for outcome in outcomes {
@@ -108,32 +160,58 @@ pub fn decrypt_page(sdk: &FinanceSdk, keys: &KeyRing, page: &[EncryptedMessage])
             Err(error) => decrypted.errors.push(error),
         }
     }
-    decrypted
+    Ok(decrypted)
 }
 
-/// Decrypts one message.
+fn missing_answer() -> SdkError {
+    SdkError::MalformedResponse {
+        op: crate::sdk::SdkOp::DecryptData,
+        reason: "no answer for this message".into(),
+    }
+}
+
+/// Decrypts one message with the library in this process.
 pub fn decrypt_message(
     sdk: &FinanceSdk,
     keys: &KeyRing,
     message: &EncryptedMessage,
 ) -> Result<DecryptedMessage, MessageError> {
-    let fail = |error: MessageFailure| MessageError {
+    unseal(keys, message)
+        .and_then(|key| {
+            sdk.decrypt_data(&key, message.encrypt_chat_msg.as_bytes())
+                .map_err(MessageFailure::from)
+        })
+        .and_then(|plaintext| finish(message, plaintext))
+        .map_err(|error| failed(message, error))
+}
+
+fn failed(message: &EncryptedMessage, error: MessageFailure) -> MessageError {
+    MessageError {
         seq: message.seq,
         msgid: message.msgid.clone(),
         publickey_ver: message.publickey_ver,
         error,
-    };
+    }
+}
+
+/// The message's `encrypt_key`: its random key, base64-decoded and RSA-decrypted.
+fn unseal(
+    keys: &KeyRing,
+    message: &EncryptedMessage,
+) -> Result<Zeroizing<Vec<u8>>, MessageFailure> {
     let ciphertext = STANDARD
         .decode(&message.encrypt_random_key)
-        .map_err(|_| fail(MessageFailure::RandomKeyNotBase64))?;
-    let encrypt_key = keys
-        .decrypt(message.publickey_ver, &ciphertext)
-        .map_err(|err| fail(err.into()))?;
-    let plaintext = sdk
-        .decrypt_data(&encrypt_key, message.encrypt_chat_msg.as_bytes())
-        .map_err(|err| fail(err.into()))?;
-    let json = lenient_json::parse(plaintext)
-        .map_err(|err| fail(MessageFailure::NotJson(err.to_string())))?;
+        .map_err(|_| MessageFailure::RandomKeyNotBase64)?;
+    Ok(keys.decrypt(message.publickey_ver, &ciphertext)?)
+}
+
+/// The decrypted message from `DecryptData`'s plaintext.
+fn finish(
+    message: &EncryptedMessage,
+    plaintext: Vec<u8>,
+) -> Result<DecryptedMessage, MessageFailure> {
+    let json =
+        lenient_json::parse(plaintext).map_err(|err| MessageFailure::NotJson(err.to_string()))?;
     Ok(DecryptedMessage {
         seq: message.seq,
         msgid: message.msgid.clone(),

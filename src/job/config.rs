@@ -27,6 +27,16 @@ pub struct CoreConfig {
     /// Whether jobs may carry their own credentials (corpid, secret, private_keys).
     #[arg(long, env = "WECOM_INLINE_CREDENTIALS", default_value_t = true, action = clap::ArgAction::Set)]
     pub inline_credentials: bool,
+    /// Where the library runs: `process`, a process of its own per SDK handle (a crash costs one
+    /// call), or `in-process`, loaded by the worker (a crash costs the worker and its jobs).
+    #[arg(long, env = "WECOM_SDK_ISOLATION", value_enum, default_value_t = Isolation::Process)]
+    pub sdk_isolation: Isolation,
+    /// Seconds an SDK host may take to answer one call before it is taken for hung and killed.
+    #[arg(long, env = "WECOM_SDK_CALL_TIMEOUT_SECS", default_value_t = 300)]
+    pub sdk_call_timeout_secs: u64,
+    /// The binary that runs SDK hosts (`wecom-archive sdk-host`); this one by default.
+    #[arg(long, env = "WECOM_SDK_HOST_EXE", hide = true)]
+    pub sdk_host_exe: Option<PathBuf>,
     /// SDK calls at once per corp (the size of each corp's handle pool).
     #[arg(long, env = "WECOM_SDK_PER_CORP", default_value_t = 4)]
     pub sdk_per_corp: usize,
@@ -41,6 +51,15 @@ pub struct CoreConfig {
     pub inline_max_bytes: u64,
     #[command(flatten)]
     pub retry: RetryArgs,
+}
+
+/// Where the Finance SDK library runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Isolation {
+    /// A process of its own per SDK handle.
+    Process,
+    /// Loaded by the worker.
+    InProcess,
 }
 
 /// The retry policy. The broker's delay queues are made from it too, so `topology apply` takes

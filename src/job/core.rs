@@ -15,17 +15,19 @@ use anyhow::Context;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::config::CoreConfig;
+use super::config::{CoreConfig, Isolation};
 use super::contract::ChatProgress;
 use super::corps::CorpDirectory;
 use super::fate::Stop;
 use super::parse::Job;
 use super::retry::RetryPolicy;
 use super::sdk_pool::SdkPools;
+use super::sdk_session::Backend;
 use super::sink::OutputSink;
 use super::{fetch_chatdata, fetch_media};
 use crate::media::{ChunkRetry, FsStore, MediaStore};
 use crate::sdk::FinanceSdk;
+use crate::sdk_host::client::HostSpawner;
 
 /// How often idle SDK pools are looked for.
 const MAINTENANCE_TICK: Duration = Duration::from_secs(1);
@@ -63,7 +65,23 @@ impl Core<FsStore> {
     /// Loads the library and the corp directory and opens the media store: everything that
     /// can be wrong with the configuration fails here, before a door opens.
     pub fn build(config: &CoreConfig) -> anyhow::Result<Arc<Self>> {
-        let sdk = FinanceSdk::load(&config.lib)?;
+        let backend = match config.sdk_isolation {
+            Isolation::InProcess => Backend::InProcess(FinanceSdk::load(&config.lib)?),
+            Isolation::Process => {
+                let exe = match &config.sdk_host_exe {
+                    Some(exe) => exe.clone(),
+                    None => std::env::current_exe().context("cannot find this binary")?,
+                };
+                let spawner = HostSpawner {
+                    exe,
+                    lib: config.lib.clone(),
+                    call_timeout: Duration::from_secs(config.sdk_call_timeout_secs.max(1)),
+                };
+                // A library that does not load fails here, not in every job.
+                spawner.probe()?;
+                Backend::Hosts(spawner)
+            }
+        };
         let corps = match &config.corps_file {
             Some(path) => {
                 CorpDirectory::load(path, config.inline_credentials, config.key_cache_sets)?
@@ -78,7 +96,7 @@ impl Core<FsStore> {
         })?;
         Ok(Arc::new(Self {
             pools: SdkPools::new(
-                sdk,
+                backend,
                 config.sdk_per_corp,
                 Duration::from_secs(config.sdk_pool_idle_secs),
             ),

@@ -17,7 +17,7 @@ use super::fate::Stop;
 use super::parse::InvalidJob;
 use super::sdk_pool::discard;
 use super::sink::{Flow, OutputSink};
-use crate::decrypt::{decrypt_page, DecryptedPage};
+use crate::decrypt::DecryptedPage;
 use crate::sdk::{EncryptedMessage, ErrorClass, NetOptions, SdkError};
 
 pub(super) fn net_options(net: NetRef) -> NetOptions {
@@ -69,7 +69,7 @@ pub(super) async fn run<S>(
         };
         let page = Arc::new(page);
         let mut decrypted = tokio::select! {
-            decrypted = decrypt(core, &corp, &page) => decrypted,
+            decrypted = decrypt(core, &corp, &page) => decrypted.map_err(|err| failed(err.into()))?,
             _ = cancel.cancelled() => return Err(Stop::Cancelled),
         };
         let bad_key = decrypted
@@ -134,24 +134,26 @@ async fn fetch_page<S>(
     .await
 }
 
-/// Decrypts a page on a blocking thread, one page at a time (see [`Core`]'s gate). The turn
-/// goes with the work: a caller that stops waiting does not let the next page in early.
+/// Decrypts a page on a blocking thread, one page at a time (see [`Core`]'s gate), with a
+/// session of the corp (`DecryptData` runs where its library is). The turn and the session go
+/// with the work: a caller that stops waiting does not let the next page in early, and a
+/// session whose host died is discarded.
 async fn decrypt<S>(
     core: &Arc<Core<S>>,
     corp: &Arc<Corp>,
     page: &Arc<Vec<EncryptedMessage>>,
-) -> DecryptedPage {
+) -> Result<DecryptedPage, SdkError> {
     let turn = Arc::clone(&core.decrypting)
         .acquire_owned()
         .await
         .expect("never closed");
-    let (sdk, corp, page) = (
-        Arc::clone(core.pools.sdk()),
-        Arc::clone(corp),
-        Arc::clone(page),
-    );
+    let mut session = core.pools.get(corp).await?;
+    let (corp, page) = (Arc::clone(corp), Arc::clone(page));
     in_blocking_thread(move || {
-        let decrypted = decrypt_page(&sdk, &corp.keys, &page);
+        let decrypted = session.decrypt_page(&corp.keys, &page);
+        if decrypted.is_err() {
+            discard(session);
+        }
         drop(turn);
         decrypted
     })

@@ -1,4 +1,4 @@
-//! SDK handles, pooled per (corpid, secret).
+//! SDK sessions (a handle in process, or an SDK host), pooled per (corpid, secret).
 //!
 //! A handle fetches its own access token, so handles are kept and reused rather than made per
 //! job (many handles mean many token calls against a rate limit); a handle has no lock, so each
@@ -19,25 +19,33 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::corps::Corp;
-use crate::sdk::{FinanceSdk, SdkError, SdkHandle};
+use super::sdk_session::{Backend, Session};
+use crate::sdk::SdkError;
 
-/// Makes handles for one corp.
+/// Makes sessions for one corp.
 pub struct HandleMaker {
-    sdk: Arc<FinanceSdk>,
+    backend: Arc<Backend>,
     corpid: String,
     secret: SecretString,
 }
 
 impl managed::Manager for HandleMaker {
-    type Type = SdkHandle;
+    type Type = Session;
     type Error = SdkError;
 
-    async fn create(&self) -> Result<SdkHandle, SdkError> {
-        // NewSdk + Init only store the strings: cheap enough for an async thread.
-        self.sdk.open_handle(&self.corpid, &self.secret)
+    async fn create(&self) -> Result<Session, SdkError> {
+        let (backend, corpid, secret) = (
+            Arc::clone(&self.backend),
+            self.corpid.clone(),
+            self.secret.clone(),
+        );
+        // Starting an SDK host blocks for a process start and a round trip.
+        tokio::task::spawn_blocking(move || backend.open(&corpid, &secret))
+            .await
+            .expect("opening a session does not panic")
     }
 
-    async fn recycle(&self, _: &mut SdkHandle, _: &Metrics) -> RecycleResult<SdkError> {
+    async fn recycle(&self, _: &mut Session, _: &Metrics) -> RecycleResult<SdkError> {
         Ok(())
     }
 }
@@ -47,7 +55,7 @@ pub type PooledHandle = Object<HandleMaker>;
 
 /// One pool per corp, created on first use, closed after `idle` without use.
 pub struct SdkPools {
-    sdk: Arc<FinanceSdk>,
+    backend: Arc<Backend>,
     per_corp: usize,
     idle: Duration,
     // Keyed by corpid and a digest of the secret: the map never holds a secret in its keys.
@@ -60,17 +68,13 @@ struct CorpPool {
 }
 
 impl SdkPools {
-    pub fn new(sdk: Arc<FinanceSdk>, per_corp: usize, idle: Duration) -> Self {
+    pub fn new(backend: Backend, per_corp: usize, idle: Duration) -> Self {
         Self {
-            sdk,
+            backend: Arc::new(backend),
             per_corp: per_corp.max(1),
             idle,
             pools: Mutex::new(HashMap::new()),
         }
-    }
-
-    pub fn sdk(&self) -> &Arc<FinanceSdk> {
-        &self.sdk
     }
 
     /// A handle for `corp`, waiting while `per_corp` of them are busy.
@@ -89,7 +93,7 @@ impl SdkPools {
             .entry((corp.corpid.clone(), digest))
             .or_insert_with(|| {
                 let maker = HandleMaker {
-                    sdk: Arc::clone(&self.sdk),
+                    backend: Arc::clone(&self.backend),
                     corpid: corp.corpid.clone(),
                     secret: corp.secret.clone(),
                 };

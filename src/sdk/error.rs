@@ -149,7 +149,7 @@ pub enum ErrorClass {
 }
 
 /// The SDK function a failure came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SdkOp {
     Init,
     GetChatData,
@@ -182,6 +182,24 @@ pub enum SdkError {
     /// The binding refused the input before the library saw it.
     #[error(transparent)]
     Refused(#[from] Refused),
+    /// The SDK host process serving the call died or hung (the library runs in a process of its
+    /// own, see `crate::sdk_host`).
+    #[error("{op}: {failure}")]
+    Host { op: SdkOp, failure: HostFailure },
+}
+
+/// How an SDK host process failed a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostFailure {
+    /// It died during the call: `how` names the signal or the exit status.
+    #[error("the SDK host process died during the call ({how})")]
+    Died { how: String },
+    /// It did not answer in time and was killed.
+    #[error("the SDK host process did not answer within {secs} s and was killed")]
+    Hung { secs: u64 },
+    /// It could not be started or reached.
+    #[error("the SDK host process could not be used: {reason}")]
+    Unusable { reason: String },
 }
 
 impl SdkError {
@@ -197,6 +215,9 @@ impl SdkError {
                 _ => ErrorClass::Permanent,
             },
             Self::Refused(_) => ErrorClass::Permanent,
+            // A crash or a hang may be the input (the job then fails after its attempts) or
+            // the moment; only this call's job is charged.
+            Self::Host { .. } => ErrorClass::Transient,
         }
     }
 }

@@ -17,7 +17,7 @@ pub mod guard;
 pub mod net;
 
 pub use chat_page::EncryptedMessage;
-pub use error::{check, ErrorClass, SdkCode, SdkError, SdkOp};
+pub use error::{check, ErrorClass, HostFailure, SdkCode, SdkError, SdkOp};
 pub use ffi::handle::{MediaChunk, SdkHandle};
 pub use ffi::library::{FinanceSdk, LoadError, SYMBOL_NAMES};
 pub use net::NetOptions;

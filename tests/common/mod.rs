@@ -152,9 +152,13 @@ impl Emulator {
         }
     }
 
-    /// The environment a process needs to see this emulator.
+    /// The environment a process needs to see this emulator. Its fault counters are shared
+    /// by every process started with it (a worker and its SDK hosts), as a server's would be.
     pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
-        let mut env = vec![("WECOM_EMULATOR_CALL_LOG", self.call_log.clone())];
+        let mut env = vec![
+            ("WECOM_EMULATOR_CALL_LOG", self.call_log.clone()),
+            (emulator::COUNTERS_ENV, self.dir.path().join("counters")),
+        ];
         if let Some(path) = &self.config_path {
             env.push(("WECOM_EMULATOR_CONFIG", path.clone()));
         }

@@ -65,6 +65,11 @@ impl SdkHandle {
         Ok(handle)
     }
 
+    /// The library this handle belongs to (for its stateless `DecryptData`).
+    pub fn library(&self) -> &FinanceSdk {
+        &self.sdk
+    }
+
     /// One page of encrypted messages with `seq` greater than the one given.
     pub fn get_chat_data(
         &mut self,

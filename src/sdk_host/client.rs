@@ -1,0 +1,305 @@
+//! The worker's side of an SDK host: [`HostProcess`] starts one (the same binary, `sdk-host`),
+//! opens its handle for one corp, and makes the calls a [`crate::sdk::SdkHandle`] would make, one
+//! at a time. The worker's own guards check every input first, exactly as for the library in
+//! process, so a refused input keeps its code and a known crashing input never leaves the
+//! worker.
+//!
+//! A call whose host dies (a signal, an abort, an exit) fails with [`HostFailure::Died`], naming
+//! the signal; one that gets no answer within the call timeout kills its host and fails with
+//! [`HostFailure::Hung`]. Either way the host is done with: the pool discards it (the error is
+//! transient) and the next call of that corp starts another. One call at a time per host means
+//! a crash is charged to exactly the job whose call caused it.
+
+use std::io::{self, BufReader, BufWriter};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_bytes::ByteBuf;
+use zeroize::Zeroizing;
+
+use super::protocol::{read_frame, write_frame, Request, Response, WireNet};
+use crate::sdk::guard;
+use crate::sdk::{EncryptedMessage, HostFailure, MediaChunk, NetOptions, SdkError, SdkOp};
+
+/// How to start hosts: the binary, the library, and how long a call may take.
+#[derive(Debug, Clone)]
+pub struct HostSpawner {
+    /// The `wecom-archive` binary (this process's own, normally).
+    pub exe: PathBuf,
+    pub lib: PathBuf,
+    /// A call not answered within this is taken for a hang: its host is killed.
+    pub call_timeout: Duration,
+}
+
+/// A running SDK host with a handle open for one corp.
+pub struct HostProcess {
+    child: Child,
+    input: BufReader<UnixStream>,
+    output: BufWriter<UnixStream>,
+    call_timeout: Duration,
+}
+
+impl HostSpawner {
+    /// Checks that a host can load the library (and exits at once).
+    pub fn probe(&self) -> anyhow::Result<()> {
+        let output = Command::new(&self.exe)
+            .args(["sdk-host", "--probe", "--lib"])
+            .arg(&self.lib)
+            .output()
+            .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", self.exe.display()))?;
+        if !output.status.success() {
+            anyhow::bail!(
+                "an SDK host cannot load {}: {}",
+                self.lib.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts a host and opens its handle for `corpid` with `secret`.
+    pub fn spawn(&self, corpid: &str, secret: &SecretString) -> Result<HostProcess, SdkError> {
+        let unusable = |reason: String| SdkError::Host {
+            op: SdkOp::Init,
+            failure: HostFailure::Unusable { reason },
+        };
+        // The same checks as in process, before anything leaves the worker.
+        guard::c_id("corpid", corpid)?;
+        guard::c_id("secret", secret.expose_secret())?;
+        let (ours, theirs) = UnixStream::pair().map_err(|e| unusable(e.to_string()))?;
+        let child = Command::new(&self.exe)
+            .arg("sdk-host")
+            .arg("--lib")
+            .arg(&self.lib)
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            // The library's own chatter on stdout lands in the worker's log stream.
+            .stdout(Stdio::from(io::stderr().lock().try_clone_fd()?))
+            .spawn()
+            .map_err(|e| unusable(format!("cannot start {}: {e}", self.exe.display())))?;
+        for direction in [UnixStream::set_read_timeout, UnixStream::set_write_timeout] {
+            direction(&ours, Some(self.call_timeout)).map_err(|e| unusable(e.to_string()))?;
+        }
+        let reader = ours.try_clone().map_err(|e| unusable(e.to_string()))?;
+        let mut host = HostProcess {
+            child,
+            input: BufReader::new(reader),
+            output: BufWriter::new(ours),
+            call_timeout: self.call_timeout,
+        };
+        let open = Request::Open {
+            corpid: corpid.to_owned(),
+            secret: secret.expose_secret().to_owned(),
+        };
+        match host.call(SdkOp::Init, &open)? {
+            Response::Opened => Ok(host),
+            other => Err(unexpected(SdkOp::Init, other)),
+        }
+    }
+}
+
+/// A standard stream's file descriptor, owned anew.
+trait TryCloneFd {
+    fn try_clone_fd(&self) -> Result<OwnedFd, SdkError>;
+}
+
+impl<T: std::os::fd::AsFd> TryCloneFd for T {
+    fn try_clone_fd(&self) -> Result<OwnedFd, SdkError> {
+        self.as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| SdkError::Host {
+                op: SdkOp::Init,
+                failure: HostFailure::Unusable {
+                    reason: e.to_string(),
+                },
+            })
+    }
+}
+
+impl HostProcess {
+    /// Sends `request` and waits for the answer, within the call timeout.
+    fn call(&mut self, op: SdkOp, request: &Request) -> Result<Response, SdkError> {
+        let answered = write_frame(&mut self.output, request)
+            .and_then(|()| read_frame::<Response>(&mut self.input));
+        let failure = match answered {
+            Ok(Some(response)) => return Ok(response),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                HostFailure::Hung {
+                    secs: self.call_timeout.as_secs(),
+                }
+            }
+            // The socket closed or broke: the host is gone.
+            Ok(None) | Err(_) => HostFailure::Died { how: self.death() },
+        };
+        Err(SdkError::Host { op, failure })
+    }
+
+    /// How the host ended, once it has.
+    fn death(&mut self) -> String {
+        match self.child.wait() {
+            Ok(status) => match status.signal() {
+                Some(signal) => format!("killed by signal {signal}{}", signal_name(signal)),
+                None => format!("exited with status {}", status.code().unwrap_or(-1)),
+            },
+            Err(err) => format!("its status is unknown: {err}"),
+        }
+    }
+
+    /// `GetChatData`, as [`crate::sdk::SdkHandle::get_chat_data`].
+    pub fn get_chat_data(
+        &mut self,
+        seq: u64,
+        limit: u32,
+        net: &NetOptions,
+    ) -> Result<Vec<EncryptedMessage>, SdkError> {
+        guard::limit(limit)?;
+        let request = Request::GetChatData {
+            seq,
+            limit,
+            net: wire_net(net)?,
+        };
+        match self.call(SdkOp::GetChatData, &request)? {
+            Response::Page(page) => Ok(page),
+            Response::Failed(err) => Err(err.into_sdk_error(SdkOp::GetChatData)),
+            other => Err(unexpected(SdkOp::GetChatData, other)),
+        }
+    }
+
+    /// `GetMediaData`, as [`crate::sdk::SdkHandle::get_media_chunk`].
+    pub fn get_media_chunk(
+        &mut self,
+        sdkfileid: &str,
+        index: &str,
+        net: &NetOptions,
+    ) -> Result<MediaChunk, SdkError> {
+        guard::c_id("sdkfileid", sdkfileid)?;
+        guard::media_index(index)?;
+        let request = Request::GetMediaData {
+            sdkfileid: sdkfileid.to_owned(),
+            index: index.to_owned(),
+            net: wire_net(net)?,
+        };
+        match self.call(SdkOp::GetMediaData, &request)? {
+            Response::Chunk { data, next_index } => Ok(MediaChunk {
+                data: data.into_vec(),
+                next_index,
+            }),
+            Response::Failed(err) => Err(err.into_sdk_error(SdkOp::GetMediaData)),
+            other => Err(unexpected(SdkOp::GetMediaData, other)),
+        }
+    }
+
+    /// `DecryptData` for each (decrypted random key, `encrypt_chat_msg`) of a page, in one call.
+    /// Inputs the guard refuses (those known to crash the library) never leave the worker.
+    pub fn decrypt_batch(
+        &mut self,
+        items: &[(Zeroizing<Vec<u8>>, &str)],
+    ) -> Result<Vec<Result<Vec<u8>, SdkError>>, SdkError> {
+        let mut results: Vec<Option<Result<Vec<u8>, SdkError>>> = Vec::with_capacity(items.len());
+        let mut sent = Vec::new();
+        for (key, message) in items {
+            match guard::decrypt_inputs(key, message.as_bytes()) {
+                Ok(_) => {
+                    results.push(None);
+                    sent.push((ByteBuf::from(key.to_vec()), (*message).to_owned()));
+                }
+                Err(refused) => results.push(Some(Err(refused.into()))),
+            }
+        }
+        let answers = match self.call(SdkOp::DecryptData, &Request::DecryptData { items: sent })? {
+            Response::Decrypted(answers) => answers,
+            Response::Failed(err) => return Err(err.into_sdk_error(SdkOp::DecryptData)),
+            other => return Err(unexpected(SdkOp::DecryptData, other)),
+        };
+        let mut answers = answers.into_iter();
+        results
+            .into_iter()
+            .map(|result| match result {
+                Some(refused) => Ok(refused),
+                None => match answers.next() {
+                    Some(answer) => Ok(answer
+                        .map(ByteBuf::into_vec)
+                        .map_err(|err| err.into_sdk_error(SdkOp::DecryptData))),
+                    None => Err(unexpected_count()),
+                },
+            })
+            .collect()
+    }
+}
+
+/// How long a host whose socket was closed may take to destroy its handle and exit.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        // Closing the socket ends an idle host's loop: it destroys its handle and exits at once.
+        // One still busy in a call (or stuck) is killed after a moment.
+        let _ = self.output.get_ref().shutdown(std::net::Shutdown::Both);
+        let deadline = std::time::Instant::now() + EXIT_GRACE;
+        while std::time::Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wire_net(net: &NetOptions) -> Result<WireNet, SdkError> {
+    guard::proxy(net.proxy.as_deref().unwrap_or(""))?;
+    let password = net
+        .proxy_password
+        .as_ref()
+        .map(|p| p.expose_secret().to_owned());
+    guard::c_string("proxy password", password.as_deref().unwrap_or(""))?;
+    guard::timeout(net.timeout_secs)?;
+    Ok(WireNet {
+        proxy: net.proxy.clone(),
+        proxy_password: password,
+        timeout_secs: net.timeout_secs,
+    })
+}
+
+fn unexpected(op: SdkOp, _answer: Response) -> SdkError {
+    SdkError::Host {
+        op,
+        failure: HostFailure::Unusable {
+            reason: "it answered another request".into(),
+        },
+    }
+}
+
+fn unexpected_count() -> SdkError {
+    SdkError::Host {
+        op: SdkOp::DecryptData,
+        failure: HostFailure::Unusable {
+            reason: "it answered fewer messages than it was sent".into(),
+        },
+    }
+}
+
+/// ` (SIGABRT)` for the signals a crashing library raises.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        4 => " (SIGILL)",
+        6 => " (SIGABRT)",
+        7 => " (SIGBUS)",
+        8 => " (SIGFPE)",
+        9 => " (SIGKILL)",
+        11 => " (SIGSEGV)",
+        _ => "",
+    }
+}

@@ -1,0 +1,195 @@
+//! What the worker and an SDK host say to each other over their socket: one request, then one
+//! response, each a frame of a 4-byte big-endian length and a postcard-encoded message.
+//!
+//! Secrets travel here (the corp secret, the proxy password, the messages' decrypted keys): the
+//! socket is a private pair between the two processes, and neither side logs a message.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::sdk::{EncryptedMessage, SdkCode, SdkError, SdkOp};
+
+/// A frame larger than this is refused (a media chunk is 512 KiB; a page of 1,000 messages a
+/// few MiB).
+const MAX_FRAME: u32 = 64 << 20;
+
+#[derive(Serialize, Deserialize)]
+pub enum Request {
+    /// `NewSdk` + `Init`: the host's one handle.
+    Open {
+        corpid: String,
+        secret: String,
+    },
+    GetChatData {
+        seq: u64,
+        limit: u32,
+        net: WireNet,
+    },
+    GetMediaData {
+        sdkfileid: String,
+        index: String,
+        net: WireNet,
+    },
+    /// `DecryptData` for each (decrypted random key, `encrypt_chat_msg`) of a page.
+    DecryptData {
+        items: Vec<(ByteBuf, String)>,
+    },
+}
+
+/// [`crate::sdk::NetOptions`] on the wire.
+#[derive(Serialize, Deserialize)]
+pub struct WireNet {
+    pub proxy: Option<String>,
+    pub proxy_password: Option<String>,
+    pub timeout_secs: i32,
+}
+
+#[derive(Serialize, Deserialize)]
+pub enum Response {
+    Opened,
+    Page(Vec<EncryptedMessage>),
+    Chunk {
+        data: ByteBuf,
+        next_index: Option<String>,
+    },
+    Decrypted(Vec<Result<ByteBuf, WireError>>),
+    Failed(WireError),
+}
+
+/// [`SdkError`] on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum WireError {
+    Code {
+        op: SdkOp,
+        raw: i32,
+    },
+    Server {
+        errcode: i64,
+        errmsg: String,
+    },
+    Malformed {
+        op: SdkOp,
+        reason: String,
+    },
+    /// An input the host's guards refused; the worker's own guards refuse them first, so this
+    /// only reaches a worker and a host of different versions.
+    Refused(String),
+}
+
+impl From<SdkError> for WireError {
+    fn from(err: SdkError) -> Self {
+        match err {
+            SdkError::Code { op, code } => Self::Code {
+                op,
+                raw: code.raw(),
+            },
+            SdkError::Server { errcode, errmsg } => Self::Server { errcode, errmsg },
+            SdkError::MalformedResponse { op, reason } => Self::Malformed { op, reason },
+            SdkError::Refused(refused) => Self::Refused(refused.to_string()),
+            SdkError::Host { op, failure } => Self::Malformed {
+                op,
+                reason: failure.to_string(),
+            },
+        }
+    }
+}
+
+impl WireError {
+    pub fn into_sdk_error(self, op: SdkOp) -> SdkError {
+        match self {
+            Self::Code { op, raw } => SdkError::Code {
+                op,
+                code: SdkCode::from_raw(raw),
+            },
+            Self::Server { errcode, errmsg } => SdkError::Server { errcode, errmsg },
+            Self::Malformed { op, reason } => SdkError::MalformedResponse { op, reason },
+            Self::Refused(reason) => SdkError::MalformedResponse {
+                op,
+                reason: format!("the SDK host refused the input: {reason}"),
+            },
+        }
+    }
+}
+
+/// Writes one message as a frame.
+pub fn write_frame(out: &mut impl Write, message: &impl Serialize) -> io::Result<()> {
+    let bytes = postcard::to_stdvec(message).map_err(io::Error::other)?;
+    let len = u32::try_from(bytes.len())
+        .ok()
+        .filter(|len| *len <= MAX_FRAME)
+        .ok_or_else(|| io::Error::other("a frame over 64 MiB"))?;
+    out.write_all(&len.to_be_bytes())?;
+    out.write_all(&bytes)?;
+    out.flush()
+}
+
+/// Reads one frame; `Ok(None)` when the other side closed the socket between frames.
+pub fn read_frame<T: for<'de> Deserialize<'de>>(input: &mut impl Read) -> io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(err) => return Err(err),
+    }
+    let len = u32::from_be_bytes(len);
+    if len > MAX_FRAME {
+        return Err(io::Error::other("a frame over 64 MiB"));
+    }
+    let mut bytes = zeroize::Zeroizing::new(vec![0u8; len as usize]);
+    input.read_exact(&mut bytes)?;
+    postcard::from_bytes(&bytes)
+        .map(Some)
+        .map_err(io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_a_closed_socket_reads_as_none() {
+        let mut wire = Vec::new();
+        let request = Request::GetMediaData {
+            sdkfileid: "id".into(),
+            index: "Range:bytes=0-15".into(),
+            net: WireNet {
+                proxy: None,
+                proxy_password: None,
+                timeout_secs: 5,
+            },
+        };
+        write_frame(&mut wire, &request).unwrap();
+        write_frame(
+            &mut wire,
+            &Response::Failed(WireError::Code {
+                op: SdkOp::GetMediaData,
+                raw: 10001,
+            }),
+        )
+        .unwrap();
+        let mut input = &wire[..];
+        assert!(matches!(
+            read_frame::<Request>(&mut input).unwrap(),
+            Some(Request::GetMediaData { index, .. }) if index == "Range:bytes=0-15"
+        ));
+        let Some(Response::Failed(error)) = read_frame::<Response>(&mut input).unwrap() else {
+            panic!()
+        };
+        assert!(matches!(
+            error.into_sdk_error(SdkOp::GetMediaData),
+            SdkError::Code {
+                code: SdkCode::Network,
+                ..
+            }
+        ));
+        assert!(read_frame::<Request>(&mut input).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_oversized_frame_is_refused_before_it_is_read() {
+        let mut input = &(MAX_FRAME + 1).to_be_bytes()[..];
+        assert!(read_frame::<Request>(&mut input).is_err());
+    }
+}
