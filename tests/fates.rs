@@ -115,13 +115,17 @@ impl JobTransport for FakeDelivery {
 
 /// The core, as the worker builds it, over the test's emulator.
 fn core(emulator: &Emulator) -> Arc<Core> {
+    core_with_call_timeout(emulator, 60)
+}
+
+fn core_with_call_timeout(emulator: &Emulator, call_timeout_secs: u64) -> Arc<Core> {
     Core::build(&CoreConfig {
         lib: common::emulator_lib(),
         media_dir: media_dir(emulator),
         corps_file: None,
         inline_credentials: true,
         sdk_isolation: Isolation::Process,
-        sdk_call_timeout_secs: 60,
+        sdk_call_timeout_secs: call_timeout_secs,
         sdk_host_exe: Some(common::cli()),
         sdk_per_corp: 2,
         sdk_pool_idle_secs: 300,
@@ -571,4 +575,45 @@ async fn a_reply_to_naming_one_of_the_workers_queues_fails_the_job_unrun() {
         );
     }
     assert!(emulator.calls().is_empty(), "the SDK was never called");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sdk_host_that_hangs_is_killed_after_the_call_timeout_and_the_job_retried() {
+    let mut config = default_config();
+    config.corps[0].faults.get_chat_data.latency_ms = 20_000;
+    let emulator = Emulator::with_config(&config);
+    let core = core_with_call_timeout(&emulator, 1);
+    let job = inline_job(json!({"job_id": "hung", "limit": 10}));
+    let started = Instant::now();
+    let events = fate_of(
+        &core,
+        JobKind::FetchChatdata,
+        &chat(&job),
+        &delivered(1, None),
+        false,
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the host was killed, not waited for: {:?}",
+        started.elapsed()
+    );
+    let at_start = ChatProgress {
+        seq: 0,
+        pages_done: 0,
+    };
+    assert_eq!(
+        events,
+        [
+            Event::Retry {
+                attempt: 2,
+                progress: Some(at_start)
+            },
+            Event::Ack
+        ]
+    );
+    assert!(
+        emulator.calls_of("GetChatData").is_empty(),
+        "the call never finished: its host was killed"
+    );
 }

@@ -279,18 +279,23 @@ async fn worker_kills() {
     );
 }
 
-/// Scenario 4: some jobs name a file on which the SDK aborts the process. Workers die and are
-/// restarted (as a supervisor would); each poison job is dead-lettered by the broker within
-/// the delivery limit, and every other job ends ok.
+/// Scenario 4: some jobs name a file on which the SDK aborts (SIGABRT) or touches invalid
+/// memory (SIGSEGV). The library runs in SDK hosts (the default isolation), so a crash kills
+/// one host: no worker dies, each poison job fails with 20003 `sdk_crashed` (naming the signal)
+/// after its attempts and is dead-lettered, and every other job ends ok, with prefetch 8.
 #[tokio::test(flavor = "multi_thread")]
 async fn sdk_aborts() {
-    let poison: Vec<String> = (0..3)
+    let aborting: Vec<String> = (0..2)
         .map(|n| emulator::media_file_id(1000, 1, 900 + n))
         .collect();
+    let segfaulting: Vec<String> = (0..2)
+        .map(|n| emulator::media_file_id(1000, 1, 950 + n))
+        .collect();
     let mut config = default_config();
-    config.corps[0].faults.get_media_data.abort_on_sdkfileid = poison.clone();
+    config.corps[0].faults.get_media_data.abort_on_sdkfileid = aborting.clone();
+    config.corps[0].faults.get_media_data.segfault_on_sdkfileid = segfaulting.clone();
     let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
-    let args = ["--prefetch", "1", "--concurrency", "4"];
+    let args = ["--prefetch", "8", "--concurrency", "4"];
     let mut workers: Vec<Worker> = (0..2)
         .map(|_| Worker::start(&vhost, &emulator, &args))
         .collect();
@@ -299,15 +304,16 @@ async fn sdk_aborts() {
     let mut jobs: Vec<(&str, Value)> = (0..count)
         .map(|n| ("fetch-chatdata", chat_job(&format!("a-{n}"))))
         .collect();
+    let poison: Vec<&String> = aborting.iter().chain(&segfaulting).collect();
     for (n, id) in poison.iter().enumerate() {
         jobs.insert(
-            n * count / 3,
+            n * count / poison.len(),
             ("fetch-media", media_job(&format!("poison-{n}"), id)),
         );
     }
     let ids = publish_all(&client, &jobs).await;
     let poison_ids: HashSet<String> = (0..poison.len()).map(|n| format!("poison-{n}")).collect();
-    // The supervisor: restart whatever died, until every job has ended.
+    // The supervisor: restart whatever died, until every job has ended (nothing should die).
     let deadline = Instant::now() + patience(count);
     let mut restarts = 0;
     let mut collector = Collector::default();
@@ -325,25 +331,30 @@ async fn sdk_aborts() {
     let tally = collector.tally(&ids);
     tally.print("sdk-aborts");
     println!("scenario=sdk-aborts worker_restarts={restarts}");
-    assert_eq!(tally.ok, count, "{tally:?}");
+    assert_eq!(tally.lost, 0, "{tally:?}");
+    assert_eq!(tally.ok, count, "every other job ok: {tally:?}");
+    assert_eq!(restarts, 0, "a crash costs an SDK host, not a worker");
     assert_eq!(
         tally.dead,
         poison_ids.len(),
         "each poison job is dead-lettered: {tally:?}"
     );
-    // Regression (issue 4): a poison job used to reach the dead-letter queue through the
-    // broker's delivery limit, with no failure result and no error headers.
-    for id in &poison_ids {
-        let failure = &collector.results[id];
-        assert_eq!(
-            failure["error"]["name"], "delivery_limit_reached",
+    for (n, id) in (0..poison.len()).map(|n| (n, format!("poison-{n}"))) {
+        let failure = &collector.results[&id];
+        assert_eq!(failure["error"]["name"], "sdk_crashed", "{failure}");
+        let signal = if n < aborting.len() {
+            "SIGABRT"
+        } else {
+            "SIGSEGV"
+        };
+        assert!(
+            failure["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(signal),
             "{failure}"
         );
     }
-    assert!(
-        restarts >= poison_ids.len(),
-        "the poison jobs killed workers"
-    );
 }
 
 fn rabbitmqctl(args: &[&str]) {

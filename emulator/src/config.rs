@@ -15,7 +15,7 @@
 //!     "media_expired_before_seq": 0,
 //!     "faults": {
 //!       "get_chat_data":  { "script": [10001, 0], "probability": 0.0, "codes": [], "latency_ms": 0 },
-//!       "get_media_data": { "abort_on_sdkfileid": ["..."] },
+//!       "get_media_data": { "abort_on_sdkfileid": ["..."], "segfault_on_sdkfileid": ["..."] },
 //!       "decrypt_data":   {} } } ],
 //!   "call_log": null }
 //! ```
@@ -178,6 +178,8 @@ pub struct OpFaults {
     pub latency_ms: u64,
     /// `GetMediaData` only: these sdkfileids make the process abort, as some did in the field.
     pub abort_on_sdkfileid: Vec<String>,
+    /// `GetMediaData` only: these sdkfileids make the process touch invalid memory (SIGSEGV).
+    pub segfault_on_sdkfileid: Vec<String>,
 }
 
 /// Why a config was refused.
@@ -270,8 +272,11 @@ impl OpFaults {
         if self.probability > 0.0 && self.codes.is_empty() {
             return Err("probability needs codes".into());
         }
-        if !media && !self.abort_on_sdkfileid.is_empty() {
-            return Err("abort_on_sdkfileid is for get_media_data only".into());
+        let crashes = !self.abort_on_sdkfileid.is_empty() || !self.segfault_on_sdkfileid.is_empty();
+        if !media && crashes {
+            return Err(
+                "abort_on_sdkfileid and segfault_on_sdkfileid are for get_media_data only".into(),
+            );
         }
         let scripted = self.script.iter().filter(|&&c| c != 0);
         for &code in self.codes.iter().chain(scripted) {
@@ -317,6 +322,7 @@ mod tests {
             codes: vec![10003],
             latency_ms: 5,
             abort_on_sdkfileid: vec!["x".into()],
+            segfault_on_sdkfileid: vec!["y".into()],
         };
         config.call_log = Some("/tmp/log".into());
         let text = serde_json::to_string(&config).unwrap();

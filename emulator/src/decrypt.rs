@@ -30,7 +30,9 @@ pub(crate) fn decrypt_data(
             rec.fault = true;
             Err(Fail::Code(code as i32))
         }
-        Some(Fault::Abort) => unreachable!("validation keeps aborts to get_media_data"),
+        Some(Fault::Abort | Fault::Segfault) => {
+            unreachable!("validation keeps crashes to get_media_data")
+        }
         None => Ok(plaintext),
     }
 }

@@ -58,6 +58,8 @@ pub(crate) enum Fault {
     Code(i64),
     /// Abort the process.
     Abort,
+    /// Touch invalid memory (SIGSEGV).
+    Segfault,
 }
 
 /// The env naming a file of call counters shared across processes.
@@ -131,6 +133,9 @@ impl FaultCounters {
         }
         if sdkfileid.is_some_and(|id| plan.abort_on_sdkfileid.iter().any(|a| a == id)) {
             return Some(Fault::Abort);
+        }
+        if sdkfileid.is_some_and(|id| plan.segfault_on_sdkfileid.iter().any(|a| a == id)) {
+            return Some(Fault::Segfault);
         }
         if plan.script.is_empty() && plan.probability <= 0.0 {
             return None;

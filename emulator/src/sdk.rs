@@ -92,7 +92,9 @@ impl Sdk {
                 rec.fault = true;
                 return Ok(chat::error_body(errcode));
             }
-            Some(Fault::Abort) => unreachable!("validation keeps aborts to get_media_data"),
+            Some(Fault::Abort | Fault::Segfault) => {
+                unreachable!("validation keeps crashes to get_media_data")
+            }
             None => {}
         }
         if !corp.config.whitelisted {
@@ -131,6 +133,10 @@ impl Sdk {
             Some(Fault::Abort) => {
                 rec.fault = true;
                 return Err(Fail::Abort(format!("abort_on_sdkfileid {id_text}")));
+            }
+            Some(Fault::Segfault) => {
+                rec.fault = true;
+                return Err(Fail::Segv(format!("segfault_on_sdkfileid {id_text}")));
             }
             None => {}
         }
