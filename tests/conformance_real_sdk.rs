@@ -13,9 +13,10 @@ use std::net::TcpListener;
 use base64::Engine;
 use rand::{RngCore, SeedableRng};
 use secrecy::SecretString;
-use wecom_archive::decrypt::lenient_json;
+use wecom_archive::decrypt::{decrypt_page, decrypt_page_with, lenient_json};
 use wecom_archive::sdk::guard::Refused;
 use wecom_archive::sdk::{FinanceSdk, NetOptions, SdkError, SYMBOL_NAMES};
+use wecom_archive::sdk_host::client::HostSpawner;
 use wecom_sdk_format::decrypt::{check_layout, encrypt_data, Crash, Failure};
 
 use common::real_sdk;
@@ -29,6 +30,7 @@ fn real_library_conforms() {
         "netns_real_decrypt_data_matches_the_emulator_on_a_thousand_messages",
         "netns_crashing_inputs_are_refused_and_the_process_survives",
         "netns_the_crash_table_holds_for_the_real_library_and_the_emulator",
+        "netns_the_real_library_answers_through_an_sdk_host",
     ] {
         assert!(
             output.contains(&format!("test {test} ...")),
@@ -36,9 +38,61 @@ fn real_library_conforms() {
         );
     }
     assert!(
-        output.contains("test result: ok. 5 passed; 0 failed"),
+        output.contains("test result: ok. 6 passed; 0 failed"),
         "{output}"
     );
+}
+
+/// The real library in an SDK host process, as the worker runs it by default: codes, refusals
+/// and `DecryptData` come back through the socket as they do in process.
+#[test]
+#[ignore = "runs inside a network namespace, started by real_library_conforms"]
+fn netns_the_real_library_answers_through_an_sdk_host() {
+    let spawner = HostSpawner {
+        exe: common::cli(),
+        lib: real_sdk::inner_lib(),
+        call_timeout: std::time::Duration::from_secs(30),
+    };
+    spawner.probe().expect("a host loads the real library");
+    let mut host = spawner
+        .spawn("wwcorp", &SecretString::from("secret"))
+        .unwrap();
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let closed_proxy = NetOptions {
+        proxy: Some(format!("http://127.0.0.1:{port}")),
+        proxy_password: None,
+        timeout_secs: 2,
+    };
+    match host.get_chat_data(0, 10, &closed_proxy) {
+        Err(SdkError::Code { code, .. }) => assert_eq!(code.raw(), 10001),
+        other => panic!("expected 10001, got {other:?}"),
+    }
+    assert!(matches!(
+        host.get_chat_data(0, 0, &NetOptions::default()),
+        Err(SdkError::Refused(Refused::LimitOutOfRange(0)))
+    ));
+
+    // A page of emulator messages: the real DecryptData in the host decrypts it exactly as the
+    // emulator's does in process.
+    let emulator = FinanceSdk::load(&common::emulator_lib()).unwrap();
+    let keys = common::default_keys();
+    let mut handle = emulator
+        .open_handle(common::CORPID, &SecretString::from(common::SECRET))
+        .unwrap();
+    let page = handle
+        .get_chat_data(0, 200, &NetOptions::default())
+        .unwrap();
+    let in_process = decrypt_page(&emulator, &keys, &page);
+    let hosted = decrypt_page_with(&keys, &page, |items| host.decrypt_batch(items)).unwrap();
+    assert_eq!(hosted.messages.len(), in_process.messages.len());
+    assert_eq!(hosted.errors.len(), in_process.errors.len());
+    for (ours, theirs) in in_process.messages.iter().zip(&hosted.messages) {
+        assert_eq!(ours.seq, theirs.seq);
+        assert_eq!(ours.message.get(), theirs.message.get(), "seq {}", ours.seq);
+    }
 }
 
 fn real() -> std::sync::Arc<FinanceSdk> {
