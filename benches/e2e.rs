@@ -10,6 +10,9 @@
 //!   call (target: within 20% of without);
 //! - media: a 1 GiB file, and 200 files of 100 KiB; MB/s against this disk's write-plus-MD5
 //!   rate (target >= 0.8), files/s, and the worker's peak RSS (target <= 64 MiB);
+//! - SDK hosts: the chat catch-up and the 1 GiB file again with the library loaded by the
+//!   worker (`--sdk-isolation in-process`), throughput against the default SDK hosts (target:
+//!   the hosts cost at most 5%), and peak RSS of the worker plus its hosts;
 //! - idle: time from start to consuming, and the RSS of a connected idle worker (target <= 30
 //!   MiB);
 //! - chat pages: one job of 100 pages of 1,000 messages through a fresh worker, its peak RSS
@@ -35,7 +38,7 @@ mod support;
 
 use common::broker::{Client, Vhost, Worker};
 use common::{default_config, inline_job, Emulator, CORPID, SECRET};
-use support::{memory_kib, mib};
+use support::{memory_kib, mib, tree_memory_kib};
 
 /// How long a workload may take before the benchmark gives up on it.
 const PATIENCE: Duration = Duration::from_secs(300);
@@ -59,9 +62,15 @@ fn main() {
         let jobs = if quick { 10 } else { 100 };
         let limit = openssl * cores as f64;
         if wanted("chat") {
-            let plain = chat("chat", jobs, 1, 0, limit).await;
-            chat("chat-2-workers", jobs, 2, 0, limit).await;
-            let slow = chat("chat-50ms-latency", jobs, 1, 50, limit).await;
+            let plain = chat("chat", jobs, 1, 0, limit, PROCESS).await;
+            let in_process = chat("chat-in-process", jobs, 1, 0, limit, IN_PROCESS).await;
+            println!(
+                "workload=chat-sdk-host-cost ratio={:.2} (SDK hosts against the library in \
+                 process, target >= 0.95)",
+                plain / in_process
+            );
+            chat("chat-2-workers", jobs, 2, 0, limit, PROCESS).await;
+            let slow = chat("chat-50ms-latency", jobs, 1, 50, limit, PROCESS).await;
             println!(
                 "workload=chat-latency-hidden ratio={:.2} (target >= 0.80)",
                 slow / plain
@@ -72,12 +81,30 @@ fn main() {
         }
         if wanted("media") {
             let large = if quick { 64 << 20 } else { 1 << 30 };
-            media("media-large", 1, large, "targets ratio >= 0.80, peak <= 64").await;
+            let hosted = media(
+                "media-large",
+                1,
+                large,
+                PROCESS,
+                "targets ratio >= 0.80, peak <= 64",
+            )
+            .await;
+            let in_process =
+                media("media-large-in-process", 1, large, IN_PROCESS, "reference").await;
+            println!(
+                "workload=media-sdk-host-cost ratio={:.2} (SDK hosts against the library in \
+                 process, target >= 0.95)",
+                hosted / in_process
+            );
             let small = if quick { 40 } else { 200 };
-            media("media-small", small, 100 << 10, "files/s reported").await;
+            media("media-small", small, 100 << 10, PROCESS, "files/s reported").await;
         }
     });
 }
+
+/// The library in SDK host processes (the default), or loaded by the worker.
+const PROCESS: &str = "process";
+const IN_PROCESS: &str = "in-process";
 
 /// A worker for the benchmark: logs as in production (the harness default is `debug`) and no
 /// emulator call log (the emulator would write a line per message).
@@ -181,14 +208,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Chat catch-up: `jobs` jobs of 1,000 messages through `workers` workers, with `latency_ms`
 /// added to each network call of the emulator. Returns messages per second.
-async fn chat(name: &str, jobs: u64, workers: usize, latency_ms: u64, limit: f64) -> f64 {
+async fn chat(
+    name: &str,
+    jobs: u64,
+    workers: usize,
+    latency_ms: u64,
+    limit: f64,
+    isolation: &str,
+) -> f64 {
     let mut config = default_config();
     config.corps[0].message_count = jobs * 1000;
     config.corps[0].faults.get_chat_data.latency_ms = latency_ms;
     config.corps[0].faults.get_media_data.latency_ms = latency_ms;
     let (vhost, emulator) = (Vhost::new(), Emulator::for_children(Some(&config)));
-    let _workers: Vec<Worker> = (0..workers)
-        .map(|_| start_worker(&vhost, &emulator, &[]))
+    let workers_running: Vec<Worker> = (0..workers)
+        .map(|_| start_worker(&vhost, &emulator, &["--sdk-isolation", isolation]))
         .collect();
     let client = Client::connect(&vhost).await;
     let batch = (0..jobs)
@@ -203,14 +237,17 @@ async fn chat(name: &str, jobs: u64, workers: usize, latency_ms: u64, limit: f64
     assert!(results.iter().all(|r| r.messages.len() == 1000));
     let messages: usize = results.iter().map(|r| r.messages.len()).sum();
     let rate = messages as f64 / elapsed.as_secs_f64();
+    let peak = tree_memory_kib(workers_running[0].child.id(), "VmHWM:");
     println!(
-        "workload={name} jobs={jobs} messages={messages} workers={workers} sdk_latency_ms={latency_ms} \
-         seconds={:.2} messages_per_s={rate:.0} ratio_to_cores_x_openssl={:.2} \
-         job_latency_p50_ms={} job_latency_p99_ms={} (target ratio >= 0.60)",
+        "workload={name} jobs={jobs} messages={messages} workers={workers} sdk_isolation={isolation} \
+         sdk_latency_ms={latency_ms} seconds={:.2} messages_per_s={rate:.0} ratio_to_cores_x_openssl={:.2} \
+         job_latency_p50_ms={} job_latency_p99_ms={} worker_and_hosts_peak_rss_mib={:.1} \
+         (target ratio >= 0.60)",
         elapsed.as_secs_f64(),
         rate / limit,
         percentile(&latencies, 0.5).as_millis(),
         percentile(&latencies, 0.99).as_millis(),
+        mib(peak),
     );
     rate
 }
@@ -279,9 +316,9 @@ async fn chat_pages(pages: u64) {
 
 /// Media: `files` files of `size` bytes through one fresh worker, whose peak RSS is read at the
 /// end. The disk reference writes as many bytes (64 MiB at least, to be measurable).
-async fn media(name: &str, files: u64, size: u64, targets: &str) {
+async fn media(name: &str, files: u64, size: u64, isolation: &str, targets: &str) -> f64 {
     let (vhost, emulator) = (Vhost::new(), Emulator::for_children(None));
-    let worker = start_worker(&vhost, &emulator, &[]);
+    let worker = start_worker(&vhost, &emulator, &["--sdk-isolation", isolation]);
     let reference = support::disk_write_md5_rate(emulator.dir.path(), (files * size).max(64 << 20));
     let client = Client::connect(&vhost).await;
     let batch = (0..files)
@@ -296,15 +333,19 @@ async fn media(name: &str, files: u64, size: u64, targets: &str) {
     let (elapsed, _, results) = run_jobs(&client, "fetch-media", "media-results", batch).await;
     assert!(results.iter().all(|r| r.size == size));
     let peak = memory_kib(worker.child.id(), "VmHWM:");
+    let with_hosts = tree_memory_kib(worker.child.id(), "VmHWM:");
     let rate = (files * size) as f64 / elapsed.as_secs_f64();
     println!(
-        "workload={name} files={files} file_bytes={size} seconds={:.2} mb_per_s={:.0} files_per_s={:.1} \
-         disk_write_md5_mb_per_s={:.0} ratio_to_disk={:.2} worker_peak_rss_mib={:.1} ({targets})",
+        "workload={name} files={files} file_bytes={size} sdk_isolation={isolation} seconds={:.2} \
+         mb_per_s={:.0} files_per_s={:.1} disk_write_md5_mb_per_s={:.0} ratio_to_disk={:.2} \
+         worker_peak_rss_mib={:.1} worker_and_hosts_peak_rss_mib={:.1} ({targets})",
         elapsed.as_secs_f64(),
         rate / 1e6,
         files as f64 / elapsed.as_secs_f64(),
         reference / 1e6,
         rate / reference,
         mib(peak),
+        mib(with_hosts),
     );
+    rate
 }

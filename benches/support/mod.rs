@@ -1,5 +1,6 @@
 //! What the benchmarks share: the references each ratio is taken against, measured in the same
 //! run on the same machine, and a process's memory as the kernel counts it.
+#![allow(dead_code)] // each benchmark binary uses a different part
 
 use std::io::Write;
 use std::path::Path;
@@ -56,6 +57,25 @@ pub fn memory_kib(pid: u32, field: &str) -> u64 {
         .find(|l| l.starts_with(field))
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// [`memory_kib`] of `pid` plus that of each of its children (a worker's SDK hosts).
+pub fn tree_memory_kib(pid: u32, field: &str) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let children: Vec<u32> = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|child| child.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    memory_kib(pid, field)
+        + children
+            .iter()
+            .map(|&child| memory_kib(child, field))
+            .sum::<u64>()
 }
 
 pub fn mib(kib: u64) -> f64 {
