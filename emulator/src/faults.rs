@@ -12,7 +12,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::{Faults, OpFaults};
@@ -66,10 +66,12 @@ pub(crate) enum Fault {
 pub const COUNTERS_ENV: &str = "WECOM_EMULATOR_COUNTERS";
 
 /// Call counters kept in a file, one 8-byte slot per corp and operation, each update under an
-/// exclusive lock of the file.
+/// exclusive lock of the file (across processes) taken under a mutex (across this process's
+/// threads: a file lock is held by the open file, so threads sharing it would not exclude each
+/// other).
 #[derive(Debug)]
 pub(crate) struct SharedCounters {
-    file: File,
+    file: Mutex<File>,
 }
 
 impl SharedCounters {
@@ -80,23 +82,29 @@ impl SharedCounters {
             .create(true)
             .truncate(false)
             .open(path)?;
-        Ok(Self { file })
+        Ok(Self {
+            file: Mutex::new(file),
+        })
     }
 
     /// The count of slot `slot` before this call, counting this call.
     fn next(&self, slot: usize) -> std::io::Result<u64> {
         let offset = slot as u64 * 8;
-        self.file.lock()?;
+        let file = self
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        file.lock()?;
         let mut bytes = [0u8; 8];
         // A slot past the end of the file has not been counted yet.
-        let read = self.file.read_at(&mut bytes, offset)?;
+        let read = file.read_at(&mut bytes, offset)?;
         let n = if read == 8 {
             u64::from_le_bytes(bytes)
         } else {
             0
         };
-        self.file.write_at(&(n + 1).to_le_bytes(), offset)?;
-        self.file.unlock()?;
+        file.write_at(&(n + 1).to_le_bytes(), offset)?;
+        file.unlock()?;
         Ok(n)
     }
 }

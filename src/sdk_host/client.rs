@@ -22,9 +22,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_bytes::ByteBuf;
 use zeroize::Zeroizing;
 
-use super::protocol::{read_frame, write_frame, Request, Response, WireNet};
+use super::protocol::{read_frame, write_frame, Holds, Request, Response, WireNet};
 use crate::sdk::guard;
 use crate::sdk::{EncryptedMessage, HostFailure, MediaChunk, NetOptions, SdkError, SdkOp};
+
+/// Socket buffer size each way: a media chunk (512 KiB) and its frame.
+const SOCKET_BUFFER: usize = 1 << 20;
 
 /// How to start hosts: the binary, the library, and how long a call may take.
 #[derive(Debug, Clone)]
@@ -72,6 +75,15 @@ impl HostSpawner {
         guard::c_id("corpid", corpid)?;
         guard::c_id("secret", secret.expose_secret())?;
         let (ours, theirs) = UnixStream::pair().map_err(|e| unusable(e.to_string()))?;
+        // Room for a whole 512 KiB chunk in flight: the host writes it in one go instead of in
+        // turns with the worker's reads.
+        for end in [&ours, &theirs] {
+            rustix::net::sockopt::set_socket_send_buffer_size(end, SOCKET_BUFFER)
+                .and_then(|()| {
+                    rustix::net::sockopt::set_socket_recv_buffer_size(end, SOCKET_BUFFER)
+                })
+                .map_err(|e| unusable(e.to_string()))?;
+        }
         let child = Command::new(&self.exe)
             .arg("sdk-host")
             .arg("--lib")
@@ -95,7 +107,7 @@ impl HostSpawner {
             corpid: corpid.to_owned(),
             secret: secret.expose_secret().to_owned(),
         };
-        match host.call(SdkOp::Init, &open)? {
+        match host.call(SdkOp::Init, &open)?.0 {
             Response::Opened => Ok(host),
             other => Err(unexpected(SdkOp::Init, other)),
         }
@@ -122,11 +134,11 @@ impl<T: std::os::fd::AsFd> TryCloneFd for T {
 
 impl HostProcess {
     /// Sends `request` and waits for the answer, within the call timeout.
-    fn call(&mut self, op: SdkOp, request: &Request) -> Result<Response, SdkError> {
-        let answered = write_frame(&mut self.output, request)
-            .and_then(|()| read_frame::<Response>(&mut self.input));
+    fn call(&mut self, op: SdkOp, request: &Request) -> Result<(Response, Vec<u8>), SdkError> {
+        let answered = write_frame(&mut self.output, request, &[])
+            .and_then(|()| read_frame::<Response>(&mut self.input, Holds::NoSecret));
         let failure = match answered {
-            Ok(Some(response)) => return Ok(response),
+            Ok(Some(answer)) => return Ok(answer),
             Err(err)
                 if matches!(
                     err.kind(),
@@ -169,7 +181,7 @@ impl HostProcess {
             limit,
             net: wire_net(net)?,
         };
-        match self.call(SdkOp::GetChatData, &request)? {
+        match self.call(SdkOp::GetChatData, &request)?.0 {
             Response::Page(page) => Ok(page),
             Response::Failed(err) => Err(err.into_sdk_error(SdkOp::GetChatData)),
             other => Err(unexpected(SdkOp::GetChatData, other)),
@@ -191,12 +203,9 @@ impl HostProcess {
             net: wire_net(net)?,
         };
         match self.call(SdkOp::GetMediaData, &request)? {
-            Response::Chunk { data, next_index } => Ok(MediaChunk {
-                data: data.into_vec(),
-                next_index,
-            }),
-            Response::Failed(err) => Err(err.into_sdk_error(SdkOp::GetMediaData)),
-            other => Err(unexpected(SdkOp::GetMediaData, other)),
+            (Response::Chunk { next_index }, data) => Ok(MediaChunk { data, next_index }),
+            (Response::Failed(err), _) => Err(err.into_sdk_error(SdkOp::GetMediaData)),
+            (other, _) => Err(unexpected(SdkOp::GetMediaData, other)),
         }
     }
 
@@ -217,7 +226,10 @@ impl HostProcess {
                 Err(refused) => results.push(Some(Err(refused.into()))),
             }
         }
-        let answers = match self.call(SdkOp::DecryptData, &Request::DecryptData { items: sent })? {
+        let answers = match self
+            .call(SdkOp::DecryptData, &Request::DecryptData { items: sent })?
+            .0
+        {
             Response::Decrypted(answers) => answers,
             Response::Failed(err) => return Err(err.into_sdk_error(SdkOp::DecryptData)),
             other => return Err(unexpected(SdkOp::DecryptData, other)),

@@ -1,5 +1,7 @@
 //! What the worker and an SDK host say to each other over their socket: one request, then one
-//! response, each a frame of a 4-byte big-endian length and a postcard-encoded message.
+//! response. A frame is a message (4-byte big-endian length, then postcard) followed by a
+//! payload of raw bytes (4-byte length, then the bytes): a media chunk travels as the payload,
+//! so that its 512 KiB are neither encoded nor copied more than the socket needs.
 //!
 //! Secrets travel here (the corp secret, the proxy password, the messages' decrypted keys): the
 //! socket is a private pair between the two processes, and neither side logs a message.
@@ -50,8 +52,8 @@ pub struct WireNet {
 pub enum Response {
     Opened,
     Page(Vec<EncryptedMessage>),
+    /// The chunk's bytes are the frame's payload.
     Chunk {
-        data: ByteBuf,
         next_index: Option<String>,
     },
     Decrypted(Vec<Result<ByteBuf, WireError>>),
@@ -113,35 +115,63 @@ impl WireError {
     }
 }
 
-/// Writes one message as a frame.
-pub fn write_frame(out: &mut impl Write, message: &impl Serialize) -> io::Result<()> {
-    let bytes = postcard::to_stdvec(message).map_err(io::Error::other)?;
-    let len = u32::try_from(bytes.len())
-        .ok()
-        .filter(|len| *len <= MAX_FRAME)
-        .ok_or_else(|| io::Error::other("a frame over 64 MiB"))?;
-    out.write_all(&len.to_be_bytes())?;
-    out.write_all(&bytes)?;
+/// Whether a frame read may hold a secret (a request: the corp secret, a proxy password,
+/// messages' keys) and is wiped once decoded; responses hold none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    Secrets,
+    NoSecret,
+}
+
+/// Writes one message and its payload (empty for all but a media chunk) as a frame.
+pub fn write_frame(
+    out: &mut impl Write,
+    message: &impl Serialize,
+    payload: &[u8],
+) -> io::Result<()> {
+    let bytes = zeroize::Zeroizing::new(postcard::to_stdvec(message).map_err(io::Error::other)?);
+    for part in [&bytes[..], payload] {
+        let len = u32::try_from(part.len())
+            .ok()
+            .filter(|len| *len <= MAX_FRAME)
+            .ok_or_else(|| io::Error::other("a frame over 64 MiB"))?;
+        out.write_all(&len.to_be_bytes())?;
+        out.write_all(part)?;
+    }
     out.flush()
 }
 
-/// Reads one frame; `Ok(None)` when the other side closed the socket between frames.
-pub fn read_frame<T: for<'de> Deserialize<'de>>(input: &mut impl Read) -> io::Result<Option<T>> {
+/// Reads one frame: its message and payload; `Ok(None)` when the other side closed the socket
+/// between frames.
+pub fn read_frame<T: for<'de> Deserialize<'de>>(
+    input: &mut impl Read,
+    holds: Holds,
+) -> io::Result<Option<(T, Vec<u8>)>> {
     let mut len = [0u8; 4];
     match input.read_exact(&mut len) {
         Ok(()) => {}
         Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(err) => return Err(err),
     }
+    let mut bytes = read_part(input, len)?;
+    let message = postcard::from_bytes(&bytes).map_err(io::Error::other);
+    if holds == Holds::Secrets {
+        zeroize::Zeroize::zeroize(&mut bytes);
+    }
+    let mut len = [0u8; 4];
+    input.read_exact(&mut len)?;
+    let payload = read_part(input, len)?;
+    Ok(Some((message?, payload)))
+}
+
+fn read_part(input: &mut impl Read, len: [u8; 4]) -> io::Result<Vec<u8>> {
     let len = u32::from_be_bytes(len);
     if len > MAX_FRAME {
         return Err(io::Error::other("a frame over 64 MiB"));
     }
-    let mut bytes = zeroize::Zeroizing::new(vec![0u8; len as usize]);
+    let mut bytes = vec![0u8; len as usize];
     input.read_exact(&mut bytes)?;
-    postcard::from_bytes(&bytes)
-        .map(Some)
-        .map_err(io::Error::other)
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -160,21 +190,23 @@ mod tests {
                 timeout_secs: 5,
             },
         };
-        write_frame(&mut wire, &request).unwrap();
-        write_frame(
-            &mut wire,
-            &Response::Failed(WireError::Code {
-                op: SdkOp::GetMediaData,
-                raw: 10001,
-            }),
-        )
-        .unwrap();
+        write_frame(&mut wire, &request, &[]).unwrap();
+        let failed = Response::Failed(WireError::Code {
+            op: SdkOp::GetMediaData,
+            raw: 10001,
+        });
+        write_frame(&mut wire, &failed, &[]).unwrap();
+        let chunk = Response::Chunk { next_index: None };
+        write_frame(&mut wire, &chunk, &[7u8; 1000]).unwrap();
         let mut input = &wire[..];
         assert!(matches!(
-            read_frame::<Request>(&mut input).unwrap(),
-            Some(Request::GetMediaData { index, .. }) if index == "Range:bytes=0-15"
+            read_frame::<Request>(&mut input, Holds::Secrets).unwrap(),
+            Some((Request::GetMediaData { index, .. }, payload))
+                if index == "Range:bytes=0-15" && payload.is_empty()
         ));
-        let Some(Response::Failed(error)) = read_frame::<Response>(&mut input).unwrap() else {
+        let Some((Response::Failed(error), _)) =
+            read_frame::<Response>(&mut input, Holds::NoSecret).unwrap()
+        else {
             panic!()
         };
         assert!(matches!(
@@ -184,12 +216,20 @@ mod tests {
                 ..
             }
         ));
-        assert!(read_frame::<Request>(&mut input).unwrap().is_none());
+        let Some((Response::Chunk { next_index: None }, payload)) =
+            read_frame::<Response>(&mut input, Holds::NoSecret).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(payload, [7u8; 1000]);
+        assert!(read_frame::<Request>(&mut input, Holds::Secrets)
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn an_oversized_frame_is_refused_before_it_is_read() {
         let mut input = &(MAX_FRAME + 1).to_be_bytes()[..];
-        assert!(read_frame::<Request>(&mut input).is_err());
+        assert!(read_frame::<Request>(&mut input, Holds::Secrets).is_err());
     }
 }

@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use serde_bytes::ByteBuf;
 use zeroize::Zeroizing;
 
-use super::protocol::{read_frame, write_frame, Request, Response, WireError, WireNet};
+use super::protocol::{read_frame, write_frame, Holds, Request, Response, WireError, WireNet};
 use crate::sdk::{FinanceSdk, NetOptions, SdkHandle};
 
 /// Serves the worker on standard input until it closes the socket.
@@ -23,33 +23,35 @@ pub fn serve(lib: &Path) -> anyhow::Result<()> {
     let mut input = BufReader::new(socket.try_clone()?);
     let mut output = BufWriter::new(socket);
     let mut handle: Option<SdkHandle> = None;
-    while let Some(request) = read_frame::<Request>(&mut input)? {
-        let response = answer(&sdk, &mut handle, request);
-        write_frame(&mut output, &response)?;
+    while let Some((request, _)) = read_frame::<Request>(&mut input, Holds::Secrets)? {
+        let (response, payload) = answer(&sdk, &mut handle, request);
+        write_frame(&mut output, &response, &payload)?;
     }
     Ok(())
 }
 
+/// The response to `request`, and its payload (a media chunk's bytes).
 fn answer(
     sdk: &std::sync::Arc<FinanceSdk>,
     handle: &mut Option<SdkHandle>,
     request: Request,
-) -> Response {
-    let failed = |err: crate::sdk::SdkError| Response::Failed(WireError::from(err));
+) -> (Response, Vec<u8>) {
+    let failed = |err: crate::sdk::SdkError| (Response::Failed(WireError::from(err)), Vec::new());
+    let answered = |response: Response| (response, Vec::new());
     match request {
         Request::Open { corpid, secret } => {
             let secret = SecretString::from(secret);
             match sdk.open_handle(&corpid, &secret) {
                 Ok(opened) => {
                     *handle = Some(opened);
-                    Response::Opened
+                    answered(Response::Opened)
                 }
                 Err(err) => failed(err),
             }
         }
         Request::GetChatData { seq, limit, net } => match handle {
             Some(handle) => match handle.get_chat_data(seq, limit, &net_options(net)) {
-                Ok(page) => Response::Page(page),
+                Ok(page) => answered(Response::Page(page)),
                 Err(err) => failed(err),
             },
             None => not_open(),
@@ -60,16 +62,18 @@ fn answer(
             net,
         } => match handle {
             Some(handle) => match handle.get_media_chunk(&sdkfileid, &index, &net_options(net)) {
-                Ok(chunk) => Response::Chunk {
-                    data: ByteBuf::from(chunk.data),
-                    next_index: chunk.next_index,
-                },
+                Ok(chunk) => (
+                    Response::Chunk {
+                        next_index: chunk.next_index,
+                    },
+                    chunk.data,
+                ),
                 Err(err) => failed(err),
             },
             None => not_open(),
         },
         // Stateless and thread-safe (docs/SDK.md section 2): the page's messages at once.
-        Request::DecryptData { items } => Response::Decrypted(
+        Request::DecryptData { items } => answered(Response::Decrypted(
             items
                 .into_par_iter()
                 .map(|(key, message)| {
@@ -79,12 +83,13 @@ fn answer(
                         .map_err(WireError::from)
                 })
                 .collect(),
-        ),
+        )),
     }
 }
 
-fn not_open() -> Response {
-    Response::Failed(WireError::Refused("no handle is open".into()))
+fn not_open() -> (Response, Vec<u8>) {
+    let refused = WireError::Refused("no handle is open".into());
+    (Response::Failed(refused), Vec::new())
 }
 
 fn net_options(net: WireNet) -> NetOptions {
