@@ -41,7 +41,7 @@ pub enum Request {
 }
 
 /// [`crate::sdk::NetOptions`] on the wire.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireNet {
     pub proxy: Option<String>,
     pub proxy_password: Option<String>,
