@@ -174,6 +174,10 @@ async fn bodies_a_lenient_client_writes_are_jobs_and_keys_as_openssl_reads_them_
     let float_limit = serde_json::to_string(&inline_job(json!({"job_id": "floats"})))
         .unwrap()
         .replacen('{', r#"{"limit": 5e0, "seq": 10.0, "#, 1);
+    // The seed service's client sends unset fields as null; its model took them as absent.
+    let nulls = inline_job(
+        json!({"job_id": "nulls", "limit": 5, "proxy": null, "paswd": null, "seq": null}),
+    );
     let mut bom = b"\xEF\xBB\xBF".to_vec();
     bom.extend(serde_json::to_vec(&inline_job(json!({"job_id": "bom", "limit": 5}))).unwrap());
     let padded_key = json!({
@@ -193,13 +197,14 @@ async fn bodies_a_lenient_client_writes_are_jobs_and_keys_as_openssl_reads_them_
         bom,
         serde_json::to_vec(&padded_key).unwrap(),
         serde_json::to_vec(&encrypted_key).unwrap(),
+        serde_json::to_vec(&nulls).unwrap(),
     ] {
         client
             .publish_job("fetch-chatdata", &body, BasicProperties::default())
             .await;
     }
-    let results = results_by_id(&client, "chatdata-results", 4).await;
-    for id in ["floats", "bom", "key-whitespace"] {
+    let results = results_by_id(&client, "chatdata-results", 5).await;
+    for id in ["floats", "bom", "key-whitespace", "nulls"] {
         assert_eq!(code_of(&results, id), json!("ok"), "{id}");
     }
     let (_, floats) = results.iter().find(|(id, _)| id == "floats").unwrap();

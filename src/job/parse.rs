@@ -9,7 +9,7 @@
 //! not be, the body is brought to the stricter form first (a number with a zero fraction, `5e0`
 //! or `10.0`, is the integer it equals; a UTF-8 byte-order mark before the JSON is dropped), and
 //! what serde would refuse besides (`paswd` beside its alias `proxy_password`) the schema refuses
-//! too.
+//! too. A field given as `null` is absent, in both.
 
 use std::sync::LazyLock;
 
@@ -94,6 +94,11 @@ pub fn parse(kind: JobKind, body: &[u8]) -> Result<Job, InvalidJob> {
         invalid(None, format!("not JSON: {err}"))
     })?;
     integral_floats_to_integers(&mut value);
+    // A field given as null is absent, as in the seed service's model (its clients send unset
+    // fields as null); the schemas allow null for every optional field.
+    if let Some(fields) = value.as_object_mut() {
+        fields.retain(|_, field| !field.is_null());
+    }
     let job_id = value
         .get("job_id")
         .and_then(Value::as_str)
@@ -251,7 +256,28 @@ mod tests {
                 r#"{"corpid": "w", "secret": "s", "paswd": "u:p", "proxy_password": "u:p"}"#,
                 false,
             ),
-            (r#"{"corpid": "w", "secret": "s", "paswd": null}"#, false),
+            (
+                r#"{"corpid": "w", "secret": "s", "paswd": null, "proxy": null}"#,
+                true,
+            ),
+            (
+                r#"{"corp": "a", "corpid": null, "secret": null, "private_keys": null}"#,
+                true,
+            ),
+            (
+                r#"{"corp": null, "corpid": "w", "secret": "s", "seq": null, "limit": null}"#,
+                true,
+            ),
+            (r#"{"corpid": "w", "secret": null}"#, false),
+            (r#"{"corp": null}"#, false),
+            (
+                r#"{"corpid": "w", "secret": "s", "paswd": null, "proxy_password": "p"}"#,
+                true,
+            ),
+            (
+                r#"{"corpid": "w", "secret": "s", "private_keys": [{"publickey_ver": 1, "private_key": null}]}"#,
+                false,
+            ),
             (
                 r#"{"corpid": "w", "secret": "s", "private_keys": [{"publickey_ver": 1.0, "private_key": "k"}]}"#,
                 true,
@@ -272,6 +298,10 @@ mod tests {
         }
         let both = chat(r#"{"corpid": "w", "secret": "s", "paswd": "a", "proxy_password": "a"}"#);
         assert!(both.unwrap_err().reason.contains("give one"));
+        let nulls =
+            r#"{"corp": "a", "sdkfileid": "x", "md5sum": null, "inline": null, "file_name": null}"#;
+        assert!(schema_accepts(JobKind::FetchMedia, nulls));
+        assert!(parse(JobKind::FetchMedia, nulls.as_bytes()).is_ok());
         let media = r#"{"corp": "a", "sdkfileid": "x", "filesize": 1e3, "paswd": "p", "proxy_password": "p"}"#;
         assert!(!schema_accepts(JobKind::FetchMedia, media));
         assert!(parse(JobKind::FetchMedia, media.as_bytes()).is_err());
