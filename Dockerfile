@@ -28,7 +28,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/build/target \
     cargo build --release --locked -p wecom-archive \
- && install -m 0755 target/release/wecom-archive /usr/local/bin/wecom-archive
+ && install -m 0755 target/release/wecom-archive /usr/local/bin/wecom-archive \
+ && objcopy --strip-debug /usr/local/bin/wecom-archive
+# --strip-debug drops the line tables (most of the release binary's size) and keeps the symbol
+# names, so a backtrace still names its functions.
 
 FROM debian:bookworm-slim
 # Same Debian release as the builder, so the binary finds the glibc it was linked against.
