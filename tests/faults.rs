@@ -328,6 +328,18 @@ async fn sdk_aborts() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+    // A poison job's failure result is published before its dead letter, but a poll may read
+    // the dead-letter queue after the result queue: wait for the results too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline
+        && !poison_ids
+            .iter()
+            .all(|id| collector.results.contains_key(id))
+    {
+        if collector.poll(&client).await == 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
     let tally = collector.tally(&ids);
     tally.print("sdk-aborts");
     println!("scenario=sdk-aborts worker_restarts={restarts}");
