@@ -50,6 +50,8 @@ enum Event {
 /// A delivered job held in memory.
 struct FakeDelivery {
     body: Vec<u8>,
+    kind: JobKind,
+    delivered: Delivered,
     events: Arc<Mutex<Vec<Event>>>,
     /// The broker refuses results (a full result queue).
     refuse_results: bool,
@@ -64,6 +66,14 @@ impl FakeDelivery {
 impl JobTransport for FakeDelivery {
     fn body(&self) -> &[u8] {
         &self.body
+    }
+
+    fn kind(&self) -> JobKind {
+        self.kind
+    }
+
+    fn delivered(&self) -> &Delivered {
+        &self.delivered
     }
 
     async fn publish_result(&self, output: &Output) -> Result<(), PublishError> {
@@ -169,11 +179,13 @@ async fn fate_of(
     let events = Arc::new(Mutex::new(Vec::new()));
     let delivery = FakeDelivery {
         body: body.to_vec(),
+        kind,
+        delivered: delivered.clone(),
         events: Arc::clone(&events),
         refuse_results,
     };
     let cancel = CancellationToken::new();
-    handle(core, delivery, kind, delivered, DELIVERY_LIMIT, cancel).await;
+    handle(core, delivery, DELIVERY_LIMIT, cancel).await;
     let events = events.lock().unwrap().clone();
     events
 }
@@ -489,6 +501,8 @@ async fn a_cancelled_job_stops_without_waiting_for_its_sdk_call_and_is_released(
     let events = Arc::new(Mutex::new(Vec::new()));
     let delivery = FakeDelivery {
         body: chat(&job),
+        kind: JobKind::FetchChatdata,
+        delivered: delivered(1, None),
         events: Arc::clone(&events),
         refuse_results: false,
     };
@@ -499,16 +513,7 @@ async fn a_cancelled_job_stops_without_waiting_for_its_sdk_call_and_is_released(
         canceller.cancel();
     });
     let started = Instant::now();
-    let info = delivered(1, None);
-    handle(
-        &core,
-        delivery,
-        JobKind::FetchChatdata,
-        &info,
-        DELIVERY_LIMIT,
-        cancel,
-    )
-    .await;
+    handle(&core, delivery, DELIVERY_LIMIT, cancel).await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "returned once cancelled, not after the 5 s call: {:?}",

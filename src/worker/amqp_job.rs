@@ -92,6 +92,14 @@ impl JobTransport for AmqpJob {
         &self.delivery.data
     }
 
+    fn kind(&self) -> JobKind {
+        self.kind
+    }
+
+    fn delivered(&self) -> &Delivered {
+        &self.delivered
+    }
+
     async fn publish_result(&self, output: &Output) -> Result<(), PublishError> {
         let mut properties = BasicProperties::default()
             .with_content_type("application/json".into())

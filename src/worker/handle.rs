@@ -19,7 +19,6 @@ use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::delivered::Delivered;
 use super::publisher::PublishError;
 use super::topology::is_own_queue;
 use super::transport::JobTransport;
@@ -31,7 +30,7 @@ use crate::job::sink::{Flow, Output, OutputSink, SinkError};
 use crate::job::{parse, Core, Job, JobKind, JobMeta};
 use crate::media::MediaStore;
 
-/// Handles one delivered job of `kind` to the end: settled, or released for redelivery.
+/// Handles one delivered job to the end: settled, or released for redelivery.
 /// `delivery_limit` is the job queues' `x-delivery-limit`: the delivery the broker counts as the
 /// last one is not run but failed, so that a job which keeps killing its workers still gets a
 /// failure result and a dead letter that says why, instead of vanishing into the dead-letter
@@ -39,8 +38,6 @@ use crate::media::MediaStore;
 pub async fn handle<S, T>(
     core: &Arc<Core<S>>,
     transport: T,
-    kind: JobKind,
-    delivered: &Delivered,
     delivery_limit: u32,
     cancel: CancellationToken,
 ) where
@@ -48,6 +45,7 @@ pub async fn handle<S, T>(
     S::Partial: Send + 'static,
     T: JobTransport,
 {
+    let (kind, delivered) = (transport.kind(), transport.delivered());
     let parsed = parse(kind, transport.body());
     let job_id = match &parsed {
         Ok(job) => job.job_id(),

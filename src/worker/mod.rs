@@ -203,13 +203,13 @@ async fn session(
         let job = AmqpJob {
             delivery,
             kind,
-            delivered: delivered.clone(),
+            delivered,
             publisher: publisher.clone(),
             header_key: Arc::clone(header_key),
             session: session.clone(),
         };
         jobs.spawn(async move {
-            handle(&core, job, kind, &delivered, delivery_limit, cancel).await;
+            handle(&core, job, delivery_limit, cancel).await;
             drop(held);
         });
         // Reap finished jobs so the set does not grow.

@@ -6,14 +6,22 @@
 use std::future::Future;
 use std::time::Duration;
 
+use super::delivered::Delivered;
 use super::publisher::PublishError;
 use crate::error_code::ErrorInfo;
 use crate::job::contract::ChatProgress;
 use crate::job::sink::Output;
+use crate::job::JobKind;
 
 pub trait JobTransport: Send + Sync {
     /// The job as published.
     fn body(&self) -> &[u8];
+
+    /// The queue it came from.
+    fn kind(&self) -> JobKind;
+
+    /// What the delivery says besides the body.
+    fn delivered(&self) -> &Delivered;
 
     /// A result (or failure) to the result queue of its kind, and a copy to `reply_to`, if any.
     fn publish_result(
