@@ -96,6 +96,21 @@ fn main() {
                  process, target >= 0.95)",
                 hosted / in_process
             );
+            // As against Tencent's servers: each chunk a network round trip away.
+            let slow = if quick { 4 << 20 } else { 64 << 20 };
+            let hosted = Media::new("media-50ms-latency", 1, slow, PROCESS)
+                .latency(50)
+                .run("reported")
+                .await;
+            let in_process = Media::new("media-50ms-latency-in-process", 1, slow, IN_PROCESS)
+                .latency(50)
+                .run("reference")
+                .await;
+            println!(
+                "workload=media-50ms-latency-sdk-host-cost ratio={:.2} (SDK hosts against the \
+                 library in process, 50 ms per chunk, target >= 0.95)",
+                hosted / in_process
+            );
             let small = if quick { 40 } else { 200 };
             media("media-small", small, 100 << 10, PROCESS, "files/s reported").await;
         }
@@ -298,54 +313,95 @@ async fn chat_pages(pages: u64) {
         let peak = mib(memory_kib(worker.child.id(), "VmHWM:"));
         println!(
             "workload=chat-pages-{max_pages} pages={max_pages} messages={} malloc_arena_max={} \
-             seconds={seconds:.2} worker_peak_rss_mib={peak:.1}",
+                 seconds={seconds:.2} worker_peak_rss_mib={peak:.1}",
             max_pages * 1000,
             arenas.unwrap_or("default"),
         );
         peaks.push(peak);
     }
     println!(
-        "workload=chat-pages pages={pages} worker_peak_rss_mib={:.1} with_malloc_arena_max_2={:.1} \
-         one_page_worker_peak_rss_mib={:.1} ratio={:.2} (target <= 40 MiB)",
-        peaks[1],
-        peaks[2],
-        peaks[0],
-        peaks[1] / peaks[0]
-    );
+            "workload=chat-pages pages={pages} worker_peak_rss_mib={:.1} with_malloc_arena_max_2={:.1} \
+             one_page_worker_peak_rss_mib={:.1} ratio={:.2} (target <= 40 MiB)",
+            peaks[1],
+            peaks[2],
+            peaks[0],
+            peaks[1] / peaks[0]
+        );
 }
 
 /// Media: `files` files of `size` bytes through one fresh worker, whose peak RSS is read at the
 /// end. The disk reference writes as many bytes (64 MiB at least, to be measurable).
 async fn media(name: &str, files: u64, size: u64, isolation: &str, targets: &str) -> f64 {
-    let (vhost, emulator) = (Vhost::new(), Emulator::for_children(None));
-    let worker = start_worker(&vhost, &emulator, &["--sdk-isolation", isolation]);
-    let reference = support::disk_write_md5_rate(emulator.dir.path(), (files * size).max(64 << 20));
-    let client = Client::connect(&vhost).await;
-    let batch = (0..files)
-        .map(|i| {
-            let id = format!("{name}-{i}");
-            let sdkfileid = emulator::media_file_id(size, i + 1, 7);
-            let job =
-                json!({"job_id": id, "corpid": CORPID, "secret": SECRET, "sdkfileid": sdkfileid});
-            (id, job)
-        })
-        .collect();
-    let (elapsed, _, results) = run_jobs(&client, "fetch-media", "media-results", batch).await;
-    assert!(results.iter().all(|r| r.size == size));
-    let peak = memory_kib(worker.child.id(), "VmHWM:");
-    let with_hosts = tree_memory_kib(worker.child.id(), "VmHWM:");
-    let rate = (files * size) as f64 / elapsed.as_secs_f64();
-    println!(
-        "workload={name} files={files} file_bytes={size} sdk_isolation={isolation} seconds={:.2} \
-         mb_per_s={:.0} files_per_s={:.1} disk_write_md5_mb_per_s={:.0} ratio_to_disk={:.2} \
-         worker_peak_rss_mib={:.1} worker_and_hosts_peak_rss_mib={:.1} ({targets})",
-        elapsed.as_secs_f64(),
-        rate / 1e6,
-        files as f64 / elapsed.as_secs_f64(),
-        reference / 1e6,
-        rate / reference,
-        mib(peak),
-        mib(with_hosts),
-    );
-    rate
+    Media::new(name, files, size, isolation).run(targets).await
+}
+
+/// A media workload: `files` files of `size` bytes through one fresh worker with the library
+/// where `isolation` says, the emulator adding `latency_ms` to each chunk.
+struct Media<'a> {
+    name: &'a str,
+    files: u64,
+    size: u64,
+    isolation: &'a str,
+    latency_ms: u64,
+}
+
+impl<'a> Media<'a> {
+    fn new(name: &'a str, files: u64, size: u64, isolation: &'a str) -> Self {
+        Self {
+            name,
+            files,
+            size,
+            isolation,
+            latency_ms: 0,
+        }
+    }
+
+    fn latency(self, latency_ms: u64) -> Self {
+        Self { latency_ms, ..self }
+    }
+
+    async fn run(self, targets: &str) -> f64 {
+        let Self {
+            name,
+            files,
+            size,
+            isolation,
+            latency_ms,
+        } = self;
+        let mut config = default_config();
+        config.corps[0].faults.get_media_data.latency_ms = latency_ms;
+        let (vhost, emulator) = (Vhost::new(), Emulator::for_children(Some(&config)));
+        let worker = start_worker(&vhost, &emulator, &["--sdk-isolation", isolation]);
+        let reference =
+            support::disk_write_md5_rate(emulator.dir.path(), (files * size).max(64 << 20));
+        let client = Client::connect(&vhost).await;
+        let batch = (0..files)
+            .map(|i| {
+                let id = format!("{name}-{i}");
+                let sdkfileid = emulator::media_file_id(size, i + 1, 7);
+                let job =
+                    json!({"job_id": id, "corpid": CORPID, "secret": SECRET, "sdkfileid": sdkfileid});
+                (id, job)
+            })
+            .collect();
+        let (elapsed, _, results) = run_jobs(&client, "fetch-media", "media-results", batch).await;
+        assert!(results.iter().all(|r| r.size == size));
+        let peak = memory_kib(worker.child.id(), "VmHWM:");
+        let with_hosts = tree_memory_kib(worker.child.id(), "VmHWM:");
+        let rate = (files * size) as f64 / elapsed.as_secs_f64();
+        println!(
+            "workload={name} files={files} file_bytes={size} sdk_isolation={isolation} \
+             sdk_latency_ms={latency_ms} seconds={:.2} \
+             mb_per_s={:.0} files_per_s={:.1} disk_write_md5_mb_per_s={:.0} ratio_to_disk={:.2} \
+             worker_peak_rss_mib={:.1} worker_and_hosts_peak_rss_mib={:.1} ({targets})",
+            elapsed.as_secs_f64(),
+            rate / 1e6,
+            files as f64 / elapsed.as_secs_f64(),
+            reference / 1e6,
+            rate / reference,
+            mib(peak),
+            mib(with_hosts),
+        );
+        rate
+    }
 }
