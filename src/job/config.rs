@@ -31,8 +31,10 @@ pub struct CoreConfig {
     /// call), or `in-process`, loaded by the worker (a crash costs the worker and its jobs).
     #[arg(long, env = "WECOM_SDK_ISOLATION", value_enum, default_value_t = Isolation::Process)]
     pub sdk_isolation: Isolation,
-    /// Seconds an SDK host may take to answer one call before it is taken for hung and killed.
-    #[arg(long, env = "WECOM_SDK_CALL_TIMEOUT_SECS", default_value_t = 300)]
+    /// Seconds an SDK host may take to answer one network call (`GetChatData`, `GetMediaData`)
+    /// before it is taken for hung and killed; keep it above twice the jobs' `timeout` (at most
+    /// 300). Calls without network I/O get at most 60 s.
+    #[arg(long, env = "WECOM_SDK_CALL_TIMEOUT_SECS", default_value_t = 600)]
     pub sdk_call_timeout_secs: u64,
     /// The binary that runs SDK hosts (`wecom-archive sdk-host`); this one by default.
     #[arg(long, env = "WECOM_SDK_HOST_EXE", hide = true)]

@@ -68,10 +68,11 @@ impl Core<FsStore> {
         let backend = match config.sdk_isolation {
             Isolation::InProcess => Backend::InProcess(FinanceSdk::load(&config.lib)?),
             Isolation::Process => {
-                let exe = match &config.sdk_host_exe {
-                    Some(exe) => exe.clone(),
-                    None => std::env::current_exe().context("cannot find this binary")?,
-                };
+                // This very binary, even if it was replaced on disk since it started.
+                let exe = config
+                    .sdk_host_exe
+                    .clone()
+                    .unwrap_or_else(|| "/proc/self/exe".into());
                 let spawner = HostSpawner {
                     exe,
                     lib: config.lib.clone(),
@@ -136,14 +137,20 @@ impl<S> Core<S> {
     }
 
     /// Closes idle SDK pools every second until `shutdown` fires.
-    pub async fn maintain(self: Arc<Self>, shutdown: CancellationToken) {
+    pub async fn maintain(self: Arc<Self>, shutdown: CancellationToken)
+    where
+        S: Send + Sync + 'static,
+    {
         let mut tick = tokio::time::interval(MAINTENANCE_TICK);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = shutdown.cancelled() => return,
             }
-            self.pools.close_idle(Instant::now());
+            // Closing pools ends SDK hosts, which may block for a moment.
+            let core = Arc::clone(&self);
+            let _ =
+                tokio::task::spawn_blocking(move || core.pools.close_idle(Instant::now())).await;
         }
     }
 

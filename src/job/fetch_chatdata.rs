@@ -143,11 +143,12 @@ async fn decrypt<S>(
     corp: &Arc<Corp>,
     page: &Arc<Vec<EncryptedMessage>>,
 ) -> Result<DecryptedPage, SdkError> {
+    // The session first: waiting for one of this corp's must not hold every corp's turn.
+    let mut session = core.pools.get(corp).await?;
     let turn = Arc::clone(&core.decrypting)
         .acquire_owned()
         .await
         .expect("never closed");
-    let mut session = core.pools.get(corp).await?;
     let (corp, page) = (Arc::clone(corp), Arc::clone(page));
     in_blocking_thread(move || {
         let decrypted = session.decrypt_page(&corp.keys, &page);

@@ -45,8 +45,13 @@ impl managed::Manager for HandleMaker {
             .expect("opening a session does not panic")
     }
 
-    async fn recycle(&self, _: &mut Session, _: &Metrics) -> RecycleResult<SdkError> {
-        Ok(())
+    async fn recycle(&self, session: &mut Session, _: &Metrics) -> RecycleResult<SdkError> {
+        // A host that died while idle (killed, out of memory) is not lent again.
+        if session.is_alive() {
+            Ok(())
+        } else {
+            Err(managed::RecycleError::message("the SDK host is gone"))
+        }
     }
 }
 
@@ -113,6 +118,7 @@ impl SdkPools {
     /// Closes the pools that had no handle out, and no job waiting for one, for `idle`. A pool in
     /// use counts as used now. A job still holding a pool it got before keeps it until it is done.
     pub fn close_idle(&self, now: Instant) {
+        let mut closed = Vec::new();
         let mut pools = self.pools.lock().expect("the pool map is never poisoned");
         pools.retain(|(corpid, _), corp_pool| {
             let status = corp_pool.pool.status();
@@ -123,9 +129,13 @@ impl SdkPools {
             let keep = now.saturating_duration_since(corp_pool.last_used) < self.idle;
             if !keep {
                 tracing::debug!(corpid, handles = status.size, "closing an idle SDK pool");
+                closed.push(corp_pool.pool.clone());
             }
             keep
         });
+        // Dropped outside the lock: ending an SDK host takes a moment.
+        drop(pools);
+        drop(closed);
     }
 
     /// How many corps have a pool now.

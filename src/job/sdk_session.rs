@@ -37,6 +37,14 @@ impl Backend {
 }
 
 impl Session {
+    /// Whether the session can take calls: a host may have died while idle in its pool.
+    pub fn is_alive(&mut self) -> bool {
+        match self {
+            Self::InProcess(_) => true,
+            Self::Host(host) => host.is_alive(),
+        }
+    }
+
     pub fn get_chat_data(
         &mut self,
         seq: u64,

@@ -291,7 +291,12 @@ fn fetch_chunk(
     loop {
         match fetch(index) {
             Ok(chunk) => return Ok(chunk),
-            Err(err) if err.class() == ErrorClass::Transient && attempt < retry.attempts => {
+            // Not an SDK host's death or hang: its session is gone, the job retries afresh.
+            Err(err)
+                if err.class() == ErrorClass::Transient
+                    && !matches!(err, SdkError::Host { .. })
+                    && attempt < retry.attempts =>
+            {
                 tracing::debug!(index, attempt, error = %err, "chunk failed; retrying the same index");
                 thread::sleep(retry.delay_after(attempt));
                 attempt += 1;

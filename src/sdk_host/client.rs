@@ -35,7 +35,8 @@ pub struct HostSpawner {
     /// The `wecom-archive` binary (this process's own, normally).
     pub exe: PathBuf,
     pub lib: PathBuf,
-    /// A call not answered within this is taken for a hang: its host is killed.
+    /// A network call (`GetChatData`, `GetMediaData`) not answered within this is taken for a
+    /// hang: its host is killed.
     pub call_timeout: Duration,
 }
 
@@ -45,7 +46,12 @@ pub struct HostProcess {
     input: BufReader<UnixStream>,
     output: BufWriter<UnixStream>,
     call_timeout: Duration,
+    /// A call failed on the host itself: it is dead or killed.
+    dead: bool,
 }
+
+/// The longest an `Init` or a page's `DecryptData` (no network I/O) may take.
+const LOCAL_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl HostSpawner {
     /// Checks that a host can load the library (and exits at once).
@@ -84,24 +90,28 @@ impl HostSpawner {
                 })
                 .map_err(|e| unusable(e.to_string()))?;
         }
+        // Everything that can fail is done before the host starts: a started one is always
+        // owned by a HostProcess, whose Drop ends and reaps it.
+        let reader = ours.try_clone().map_err(|e| unusable(e.to_string()))?;
+        let chatter = io::stderr().lock().try_clone_fd()?;
         let child = Command::new(&self.exe)
             .arg("sdk-host")
             .arg("--lib")
             .arg(&self.lib)
+            // Not the worker's environment: it holds the broker URL, password included.
+            .env_clear()
+            .envs(std::env::vars_os().filter(|(name, _)| passed_to_hosts(name)))
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             // The library's own chatter on stdout lands in the worker's log stream.
-            .stdout(Stdio::from(io::stderr().lock().try_clone_fd()?))
+            .stdout(Stdio::from(chatter))
             .spawn()
             .map_err(|e| unusable(format!("cannot start {}: {e}", self.exe.display())))?;
-        for direction in [UnixStream::set_read_timeout, UnixStream::set_write_timeout] {
-            direction(&ours, Some(self.call_timeout)).map_err(|e| unusable(e.to_string()))?;
-        }
-        let reader = ours.try_clone().map_err(|e| unusable(e.to_string()))?;
         let mut host = HostProcess {
             child,
             input: BufReader::new(reader),
             output: BufWriter::new(ours),
             call_timeout: self.call_timeout,
+            dead: false,
         };
         let open = Request::Open {
             corpid: corpid.to_owned(),
@@ -109,9 +119,27 @@ impl HostSpawner {
         };
         match host.call(SdkOp::Init, &open)?.0 {
             Response::Opened => Ok(host),
+            Response::Failed(err) => Err(err.into_sdk_error(SdkOp::Init)),
             other => Err(unexpected(SdkOp::Init, other)),
         }
     }
+}
+
+/// The environment variables a host gets: what the library's process needs and the logs', and
+/// the emulator's settings in tests. Never the worker's broker or key settings.
+fn passed_to_hosts(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    [
+        "PATH",
+        "LD_LIBRARY_PATH",
+        "TMPDIR",
+        "RUST_LOG",
+        "RUST_BACKTRACE",
+        "WECOM_LOG_FORMAT",
+        "MALLOC_ARENA_MAX",
+    ]
+    .contains(&name.as_ref())
+        || name.starts_with("WECOM_EMULATOR_")
 }
 
 /// A standard stream's file descriptor, owned anew.
@@ -133,9 +161,19 @@ impl<T: std::os::fd::AsFd> TryCloneFd for T {
 }
 
 impl HostProcess {
-    /// Sends `request` and waits for the answer, within the call timeout.
+    /// Sends `request` and waits for the answer, within the call timeout (a network call's), or
+    /// within at most [`LOCAL_CALL_TIMEOUT`] for a call that does no network I/O.
     fn call(&mut self, op: SdkOp, request: &Request) -> Result<(Response, Vec<u8>), SdkError> {
-        let answered = write_frame(&mut self.output, request, &[])
+        let timeout = match op {
+            SdkOp::GetChatData | SdkOp::GetMediaData => self.call_timeout,
+            SdkOp::Init | SdkOp::DecryptData => self.call_timeout.min(LOCAL_CALL_TIMEOUT),
+        };
+        let stream = self.output.get_ref();
+        let timed = stream
+            .set_read_timeout(Some(timeout))
+            .and_then(|()| stream.set_write_timeout(Some(timeout)));
+        let answered = timed
+            .and_then(|()| write_frame(&mut self.output, request, &[]))
             .and_then(|()| read_frame::<Response>(&mut self.input, Holds::NoSecret));
         let failure = match answered {
             Ok(Some(answer)) => return Ok(answer),
@@ -148,17 +186,25 @@ impl HostProcess {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
                 HostFailure::Hung {
-                    secs: self.call_timeout.as_secs(),
+                    secs: timeout.as_secs(),
                 }
             }
-            // The socket closed or broke: the host is gone.
+            // The socket closed or broke, or the answer made no sense: the host is done with.
             Ok(None) | Err(_) => HostFailure::Died { how: self.death() },
         };
+        self.dead = true;
         Err(SdkError::Host { op, failure })
     }
 
-    /// How the host ended, once it has.
+    /// Whether the host is still there to take calls (a pool asks before lending it again).
+    pub fn is_alive(&mut self) -> bool {
+        !self.dead && matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// How the host ended. One still running (it answered nonsense) is killed first, so that
+    /// the wait returns; killing one already dead changes nothing.
     fn death(&mut self) -> String {
+        let _ = self.child.kill();
         match self.child.wait() {
             Ok(status) => match status.signal() {
                 Some(signal) => format!("killed by signal {signal}{}", signal_name(signal)),

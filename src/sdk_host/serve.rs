@@ -3,11 +3,9 @@
 //! answers requests one at a time until the socket closes. It never logs a request or an
 //! answer (they carry secrets). If the library crashes, this process dies alone.
 //!
-//! Media reads ahead: once a chunk is sent, the host fetches the next one (its index came with
-//! the chunk) while the worker reads and hashes the one sent, and answers the worker's next
-//! request from it when it asks for that index. A file streams at the pace of its slowest
-//! stage, as in process, instead of paying a round trip per chunk. A read-ahead chunk the
-//! worker does not ask for (its job was cancelled) is dropped.
+//! It never calls the library unasked (no read-ahead): a crash or a hang is always the call of
+//! the job that asked. Nor does it leave a core dump (it holds the corp secret and messages'
+//! keys), and it exits when its worker is gone, even while the library holds it in a call.
 
 use std::io::{BufReader, BufWriter};
 use std::os::fd::AsFd;
@@ -24,52 +22,45 @@ use crate::sdk::{FinanceSdk, NetOptions, SdkHandle};
 
 /// Serves the worker on standard input until it closes the socket.
 pub fn serve(lib: &Path) -> anyhow::Result<()> {
+    forbid_core_dumps()?;
+    exit_with_parent();
     let sdk = FinanceSdk::load(lib)?;
     let socket = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     let mut input = BufReader::new(socket.try_clone()?);
     let mut output = BufWriter::new(socket);
     let mut handle: Option<SdkHandle> = None;
-    let mut ahead: Option<ReadAhead> = None;
     while let Some((request, _)) = read_frame::<Request>(&mut input, Holds::Secrets)? {
-        let (response, payload) = match ahead.take() {
-            Some(chunk) if chunk.answers(&request) => chunk.answer,
-            _ => answer(&sdk, &mut handle, &request),
-        };
+        let (response, payload) = answer(&sdk, &mut handle, &request);
         write_frame(&mut output, &response, &payload)?;
-        // The next chunk of the file, while the worker takes this one.
-        if let (
-            Request::GetMediaData { sdkfileid, net, .. },
-            Response::Chunk {
-                next_index: Some(next),
-            },
-            Some(handle),
-        ) = (request, &response, handle.as_mut())
-        {
-            ahead = Some(ReadAhead {
-                answer: media_chunk(handle, &sdkfileid, next, &net),
-                sdkfileid,
-                index: next.clone(),
-                net,
-            });
-        }
     }
     Ok(())
 }
 
-/// The chunk after the one just sent, fetched before it is asked for.
-struct ReadAhead {
-    sdkfileid: String,
-    index: String,
-    net: WireNet,
-    answer: (Response, Vec<u8>),
+/// No core file, and no ptrace by others: a dump would hold the corp secret, the proxy
+/// password and the messages' keys.
+fn forbid_core_dumps() -> anyhow::Result<()> {
+    use rustix::process::{set_dumpable_behavior, setrlimit, DumpableBehavior, Resource, Rlimit};
+    setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    )?;
+    set_dumpable_behavior(DumpableBehavior::NotDumpable)?;
+    Ok(())
 }
 
-impl ReadAhead {
-    /// Whether `request` asks for this very chunk, the same way.
-    fn answers(&self, request: &Request) -> bool {
-        matches!(request, Request::GetMediaData { sdkfileid, index, net }
-            if *sdkfileid == self.sdkfileid && *index == self.index && *net == self.net)
-    }
+/// Exits the process once its parent (the worker) is gone: a socket close is not seen while
+/// the library holds the host in a call that does not return.
+fn exit_with_parent() {
+    let parent = rustix::process::getppid();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        if rustix::process::getppid() != parent {
+            std::process::exit(3);
+        }
+    });
 }
 
 /// The response to `request`, and its payload (a media chunk's bytes).

@@ -84,7 +84,8 @@ class ArchiveClient:
 
     def _publish(self, kind, job, correlation_id=None, reply_to=None):
         job = dict(job)
-        job_id = job.setdefault("job_id", str(uuid.uuid4()))
+        job_id = job.get("job_id") or str(uuid.uuid4())
+        job["job_id"] = job_id
         properties = pika.BasicProperties(
             content_type="application/json",
             delivery_mode=2,
@@ -98,35 +99,41 @@ class ArchiveClient:
         )
         return job_id
 
-    def consume(self, kind, handler, seen, max_results=None, inactivity_timeout=5):
+    def consume(self, kind, handler, seen, max_results=None, inactivity_timeout=5, prefetch=10):
         """Hands each new result of ``kind`` to ``handler(result)`` and acks it once the handler
         returns; a result whose ``result_id`` is in ``seen`` is acked unhandled. A handler that
         raises leaves its result unacked (the broker delivers it again). Returns the number of
         results handled, after ``max_results`` of them or ``inactivity_timeout`` seconds of
-        silence."""
+        silence. At most ``prefetch`` results (pages of up to 1,000 messages) are held at once."""
         handled = 0
         queue = RESULT_QUEUES[kind]
+        self._channel.basic_qos(prefetch_count=prefetch)
         try:
             for method, _properties, body in self._channel.consume(
                 queue, inactivity_timeout=inactivity_timeout
             ):
                 if method is None:
                     break
-                result = json.loads(body)
-                result_id = result.get("result_id")
-                if result_id is None or result_id not in seen:
-                    try:
+                try:
+                    result = json.loads(body)
+                    result_id = result.get("result_id")
+                    fresh = result_id is None or result_id not in seen
+                    if fresh:
                         handler(result)
-                    except Exception:
-                        self._channel.basic_nack(method.delivery_tag, requeue=True)
-                        raise
-                    if result_id is not None:
-                        seen.add(result_id)
-                    handled += 1
+                        if result_id is not None:
+                            seen.add(result_id)
+                except Exception:
+                    # Left for the next consumer, at once rather than when the channel closes.
+                    self._channel.basic_nack(method.delivery_tag, requeue=True)
+                    raise
+                handled += fresh
                 self._channel.basic_ack(method.delivery_tag)
                 if max_results is not None and handled >= max_results:
                     break
         finally:
-            # Hands back what the broker pushed beyond the last result taken.
-            self._channel.cancel()
+            # Hands back what the broker pushed beyond the last result taken; on a channel the
+            # broker already closed (a missing queue, say) there is nothing to hand back, and
+            # the error that closed it is the one to see.
+            if self._channel.is_open:
+                self._channel.cancel()
         return handled
