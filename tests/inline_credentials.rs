@@ -120,15 +120,17 @@ async fn many_inline_corps_leave_at_most_the_configured_key_sets_and_no_idle_poo
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (made, destroyed) = (
-        emulator.calls_of("NewSdk").len(),
-        emulator.calls_of("DestroySdk").len(),
-    );
+    // A closed pool's SDK hosts destroy their handles and exit a moment after it is closed.
+    let made = emulator.calls_of("NewSdk").len();
     assert!(made >= CORPS as usize, "a handle per corp at least: {made}");
-    assert_eq!(
-        destroyed, made,
-        "every handle of the closed pools was destroyed"
-    );
+    while emulator.calls_of("DestroySdk").len() < made {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {made} handles destroyed",
+            emulator.calls_of("DestroySdk").len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         core.cached_key_sets(),
         KEY_SETS,
