@@ -19,6 +19,7 @@ use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::delivered::Delivered;
 use super::publisher::PublishError;
 use super::topology::is_own_queue;
 use super::transport::JobTransport;
@@ -73,35 +74,15 @@ pub async fn handle<S, T>(
         corp = tracing::field::Empty
     );
     let work = async {
-        let ended = match parsed {
-            Err(invalid) => {
-                tracing::warn!(reason = %invalid.reason, "invalid job");
-                Err(Stop::failed(invalid))
+        let ended = match parsed.map_err(JobError::from).and_then(|job| {
+            match refusal(delivered, kind, &meta, delivery_limit) {
+                Some(refused) => Err(refused),
+                None => Ok(job),
             }
-            // Before anything else: its properties (reply_to among them) are not what was sent.
-            _ if delivered.malformed.is_some() => {
-                let what = delivered.malformed.clone().unwrap_or_default();
-                tracing::warn!(what, "a malformed AMQP message");
-                Err(Stop::failed(JobError::MalformedMessage { what }))
-            }
-            Ok(_) if delivered.untrusted.is_some() => {
-                let header = delivered.untrusted.unwrap_or_default();
-                tracing::warn!(header, "a header not signed by this deployment");
-                Err(Stop::failed(JobError::UntrustedHeader { header }))
-            }
-            Ok(_) if delivered.reply_to.as_deref().is_some_and(is_own_queue) => {
-                let invalid = InvalidJob {
-                    kind,
-                    job_id: meta.job_id.clone(),
-                    reason: "reply_to names one of the worker's own queues".to_owned(),
-                };
-                tracing::warn!(reason = %invalid.reason, "invalid job");
-                Err(Stop::failed(invalid))
-            }
-            Ok(_) if delivered.is_last(delivery_limit) => {
-                let deliveries = delivered.delivery_count + 1;
-                tracing::error!(deliveries, "delivery limit reached");
-                Err(Stop::failed(JobError::DeliveryLimitReached { deliveries }))
+        }) {
+            Err(error) => {
+                tracing::warn!(%error, "job refused unrun");
+                Err(Stop::failed(error))
             }
             Ok(job) => {
                 if let Some(corp) = job_corp(&job) {
@@ -135,6 +116,36 @@ pub async fn handle<S, T>(
     }
     .instrument(span)
     .await;
+}
+
+/// Why a parsed job is not run, in order: its properties are not what was sent (nothing else
+/// of them can be trusted), a worker header no worker signed, a `reply_to` that would loop, the
+/// broker's last delivery of a job that keeps dying.
+fn refusal(
+    delivered: &Delivered,
+    kind: JobKind,
+    meta: &JobMeta,
+    delivery_limit: u32,
+) -> Option<JobError> {
+    if let Some(what) = &delivered.malformed {
+        return Some(JobError::MalformedMessage { what: what.clone() });
+    }
+    if let Some(header) = delivered.untrusted {
+        return Some(JobError::UntrustedHeader { header });
+    }
+    if delivered.reply_to.as_deref().is_some_and(is_own_queue) {
+        return Some(JobError::Invalid(InvalidJob {
+            kind,
+            job_id: meta.job_id.clone(),
+            reason: "reply_to names one of the worker's own queues".to_owned(),
+        }));
+    }
+    if delivered.is_last(delivery_limit) {
+        return Some(JobError::DeliveryLimitReached {
+            deliveries: delivered.delivery_count + 1,
+        });
+    }
+    None
 }
 
 /// How a delivery is settled once its fate is carried out.
