@@ -124,24 +124,27 @@ pub fn decrypt_page_with(
         .par_iter()
         .map(|message| unseal(keys, message))
         .collect();
-    let items: Vec<(Zeroizing<Vec<u8>>, &str)> = unsealed
-        .iter()
-        .zip(page)
-        .filter_map(|(key, message)| {
-            let key = key.as_ref().ok()?;
-            Some((key.clone(), message.encrypt_chat_msg.as_str()))
-        })
-        .collect();
+    // The keys move into the batch; each message keeps its failure, or its place in the batch.
+    let mut items = Vec::with_capacity(page.len());
+    let mut failures = Vec::with_capacity(page.len());
+    for (key, message) in unsealed.into_iter().zip(page) {
+        match key {
+            Ok(key) => {
+                items.push((key, message.encrypt_chat_msg.as_str()));
+                failures.push(None);
+            }
+            Err(failure) => failures.push(Some(failure)),
+        }
+    }
     let mut answers = decrypt_data(&items)?.into_iter();
-    let plaintexts: Vec<Result<Vec<u8>, MessageFailure>> = unsealed
+    let plaintexts: Vec<Result<Vec<u8>, MessageFailure>> = failures
         .into_iter()
-        .map(|key| {
-            key.and_then(|_| {
-                answers
-                    .next()
-                    .unwrap_or_else(|| Err(missing_answer()))
-                    .map_err(MessageFailure::from)
-            })
+        .map(|failure| match failure {
+            Some(failure) => Err(failure),
+            None => answers
+                .next()
+                .unwrap_or_else(|| Err(missing_answer()))
+                .map_err(MessageFailure::from),
         })
         .collect();
     let outcomes: Vec<Result<DecryptedMessage, MessageError>> = plaintexts
