@@ -11,7 +11,7 @@
 //! a crash is charged to exactly the job whose call caused it.
 
 use std::io::{self, BufReader, BufWriter};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -93,7 +93,10 @@ impl HostSpawner {
         // Everything that can fail is done before the host starts: a started one is always
         // owned by a HostProcess, whose Drop ends and reaps it.
         let reader = ours.try_clone().map_err(|e| unusable(e.to_string()))?;
-        let chatter = io::stderr().lock().try_clone_fd()?;
+        let chatter = io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| unusable(e.to_string()))?;
         let child = Command::new(&self.exe)
             .arg("sdk-host")
             .arg("--lib")
@@ -140,24 +143,6 @@ fn passed_to_hosts(name: &std::ffi::OsStr) -> bool {
     ]
     .contains(&name.as_ref())
         || name.starts_with("WECOM_EMULATOR_")
-}
-
-/// A standard stream's file descriptor, owned anew.
-trait TryCloneFd {
-    fn try_clone_fd(&self) -> Result<OwnedFd, SdkError>;
-}
-
-impl<T: std::os::fd::AsFd> TryCloneFd for T {
-    fn try_clone_fd(&self) -> Result<OwnedFd, SdkError> {
-        self.as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| SdkError::Host {
-                op: SdkOp::Init,
-                failure: HostFailure::Unusable {
-                    reason: e.to_string(),
-                },
-            })
-    }
 }
 
 impl HostProcess {
