@@ -168,19 +168,7 @@ async fn run_jobs(
     queue: &str,
     jobs: Vec<(String, Value)>,
 ) -> (Duration, Vec<Duration>, Vec<ResultSummary>) {
-    let mut consumer = client
-        .channel
-        .basic_consume(
-            queue.into(),
-            "bench".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut consumer = results_consumer(client, queue).await;
     let bodies: Vec<(String, Vec<u8>)> = jobs
         .into_iter()
         .map(|(id, job)| (id, serde_json::to_vec(&job).unwrap()))
@@ -215,6 +203,24 @@ async fn run_jobs(
     }
     latencies.sort();
     (elapsed, latencies, summaries)
+}
+
+/// A consumer of `queue` that takes results without acks (the benchmark reads, it does not
+/// settle).
+async fn results_consumer(client: &Client, queue: &str) -> lapin::Consumer {
+    client
+        .channel
+        .basic_consume(
+            queue.into(),
+            "bench".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -286,19 +292,7 @@ async fn chat_pages(pages: u64) {
         }
         let worker = Worker::start_with_env(&vhost, &emulator, &[], &env);
         let client = Client::connect(&vhost).await;
-        let mut consumer = client
-            .channel
-            .basic_consume(
-                "chatdata-results".into(),
-                "bench".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let mut consumer = results_consumer(&client, "chatdata-results").await;
         let job = inline_job(json!({"job_id": "pages", "limit": 1000, "max_pages": max_pages}));
         let start = Instant::now();
         client.submit("fetch-chatdata", &job).await;
