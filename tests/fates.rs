@@ -194,6 +194,21 @@ fn chat(job: &Value) -> Vec<u8> {
     serde_json::to_vec(job).unwrap()
 }
 
+/// `events` are a failure result under `<job_id>:failed`, a dead letter after `attempts` with
+/// `code`, and the ack.
+fn assert_failed(events: &[Event], job_id: &str, attempts: u32, code: i64) {
+    assert_eq!(events.len(), 3, "{events:?}");
+    let Event::Result(Some(id), failure) = &events[0] else {
+        panic!("no failure result: {events:?}")
+    };
+    assert_eq!(*id, format!("{job_id}:failed"));
+    assert_eq!(failure["error"]["code"], code);
+    assert_eq!(
+        events[1..],
+        [Event::DeadLetter { attempts, code }, Event::Ack]
+    );
+}
+
 fn result_id(event: &Event) -> Option<&str> {
     match event {
         Event::Result(id, _) => id.as_deref(),
@@ -326,24 +341,12 @@ async fn the_last_attempt_publishes_a_failure_and_dead_letters_the_job() {
         false,
     )
     .await;
-    assert_eq!(events.len(), 3, "{events:?}");
-    let Event::Result(Some(id), failure) = &events[0] else {
-        panic!("{events:?}")
+    assert_failed(&events, "tired", MAX_ATTEMPTS, 10002);
+    let Event::Result(_, failure) = &events[0] else {
+        unreachable!()
     };
-    assert_eq!(id, "tired:failed");
     assert_eq!(failure["status"], "failed");
-    assert_eq!(failure["error"]["code"], 10002);
     assert_eq!(failure["attempts"], MAX_ATTEMPTS);
-    assert_eq!(
-        events[1..],
-        [
-            Event::DeadLetter {
-                attempts: MAX_ATTEMPTS,
-                code: 10002
-            },
-            Event::Ack
-        ]
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -361,17 +364,7 @@ async fn a_permanent_error_fails_on_the_first_attempt() {
         false,
     )
     .await;
-    assert_eq!(result_id(&events[0]), Some("offlist:failed"));
-    assert_eq!(
-        events[1..],
-        [
-            Event::DeadLetter {
-                attempts: 1,
-                code: 301042
-            },
-            Event::Ack
-        ]
-    );
+    assert_failed(&events, "offlist", 1, 301042);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -386,17 +379,7 @@ async fn an_invalid_job_fails_under_its_message_id_and_is_dead_lettered() {
         false,
     )
     .await;
-    assert_eq!(result_id(&events[0]), Some("message-1:failed"));
-    assert_eq!(
-        events[1..],
-        [
-            Event::DeadLetter {
-                attempts: 1,
-                code: 20301
-            },
-            Event::Ack
-        ]
-    );
+    assert_failed(&events, "message-1", 1, 20301);
     // With no id at all there is nothing to report a failure under: only the dead letter.
     let anonymous = Delivered {
         message_id: None,
@@ -426,17 +409,7 @@ async fn a_delivery_at_the_limit_is_failed_without_running() {
         ..delivered(1, None)
     };
     let events = fate_of(&core, JobKind::FetchChatdata, &chat(&job), &at_limit, false).await;
-    assert_eq!(result_id(&events[0]), Some("poison:failed"));
-    assert_eq!(
-        events[1..],
-        [
-            Event::DeadLetter {
-                attempts: 1,
-                code: 20305
-            },
-            Event::Ack
-        ]
-    );
+    assert_failed(&events, "poison", 1, 20305);
     assert!(emulator.calls().is_empty(), "the SDK was never called");
 }
 
@@ -532,17 +505,7 @@ async fn a_header_no_worker_signed_fails_the_job_unrun() {
         ..delivered(1, None)
     };
     let events = fate_of(&core, JobKind::FetchChatdata, &chat(&job), &forged, false).await;
-    assert_eq!(result_id(&events[0]), Some("forged:failed"));
-    assert_eq!(
-        events[1..],
-        [
-            Event::DeadLetter {
-                attempts: 1,
-                code: 20306
-            },
-            Event::Ack
-        ]
-    );
+    assert_failed(&events, "forged", 1, 20306);
     assert!(emulator.calls().is_empty(), "the SDK was never called");
 }
 
@@ -561,23 +524,7 @@ async fn a_reply_to_naming_one_of_the_workers_queues_fails_the_job_unrun() {
             ..delivered(1, None)
         };
         let events = fate_of(&core, JobKind::FetchChatdata, &chat(&job), &looping, false).await;
-        let Event::Result(Some(id), failure) = &events[0] else {
-            panic!("{events:?}")
-        };
-        assert_eq!(
-            (id.as_str(), &failure["error"]["code"]),
-            ("loop:failed", &json!(20301))
-        );
-        assert_eq!(
-            events[1..],
-            [
-                Event::DeadLetter {
-                    attempts: 1,
-                    code: 20301
-                },
-                Event::Ack
-            ]
-        );
+        assert_failed(&events, "loop", 1, 20301);
     }
     assert!(emulator.calls().is_empty(), "the SDK was never called");
 }
