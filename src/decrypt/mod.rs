@@ -26,6 +26,26 @@ pub struct DecryptedMessage {
     pub msgid: String,
     pub publickey_ver: u32,
     pub message: Box<RawValue>,
+    /// The message as the archive gave it, when the job asked for it (`include_encrypted`).
+    #[serde(flatten)]
+    pub encrypted: Option<Ciphertext>,
+}
+
+/// A message's `encrypt_random_key` and `encrypt_chat_msg`, as `GetChatData` returned them:
+/// what the seed service's answers carried beside the decrypted message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ciphertext {
+    pub encrypt_random_key: String,
+    pub encrypt_chat_msg: String,
+}
+
+impl From<&EncryptedMessage> for Ciphertext {
+    fn from(message: &EncryptedMessage) -> Self {
+        Self {
+            encrypt_random_key: message.encrypt_random_key.clone(),
+            encrypt_chat_msg: message.encrypt_chat_msg.clone(),
+        }
+    }
 }
 
 /// A message that could not be decrypted, and why.
@@ -36,6 +56,9 @@ pub struct MessageError {
     pub publickey_ver: u32,
     #[serde(serialize_with = "wire_form")]
     pub error: MessageFailure,
+    /// The message as the archive gave it, when the job asked for it (`include_encrypted`).
+    #[serde(flatten)]
+    pub encrypted: Option<Ciphertext>,
 }
 
 /// Why one message could not be decrypted.
@@ -94,6 +117,23 @@ fn wire_form<S: Serializer>(failure: &MessageFailure, serializer: S) -> Result<S
 pub struct DecryptedPage {
     pub messages: Vec<DecryptedMessage>,
     pub errors: Vec<MessageError>,
+}
+
+impl DecryptedPage {
+    /// Gives every message and error of the page its ciphertext from `page`, the page it was
+    /// decrypted from. Both lists keep the page's order, so one walk pairs them.
+    pub fn attach_ciphertext(&mut self, page: &[EncryptedMessage]) {
+        let mut messages = self.messages.iter_mut().peekable();
+        let mut errors = self.errors.iter_mut().peekable();
+        for source in page {
+            let is = |seq: u64, msgid: &str| seq == source.seq && msgid == source.msgid;
+            if let Some(message) = messages.next_if(|m| is(m.seq, &m.msgid)) {
+                message.encrypted = Some(source.into());
+            } else if let Some(error) = errors.next_if(|e| is(e.seq, &e.msgid)) {
+                error.encrypted = Some(source.into());
+            }
+        }
+    }
 }
 
 /// Decrypts every message of a page with the library in this process, in parallel, keeping
@@ -194,6 +234,7 @@ fn failed(message: &EncryptedMessage, error: MessageFailure) -> MessageError {
         msgid: message.msgid.clone(),
         publickey_ver: message.publickey_ver,
         error,
+        encrypted: None,
     }
 }
 
@@ -220,5 +261,6 @@ fn finish(
         msgid: message.msgid.clone(),
         publickey_ver: message.publickey_ver,
         message: json,
+        encrypted: None,
     })
 }

@@ -101,6 +101,10 @@ pub struct ChatdataJob {
     pub limit: u32,
     #[serde(default = "default_max_pages")]
     pub max_pages: u32,
+    /// Keep each message's `encrypt_random_key` and `encrypt_chat_msg` in the page, beside
+    /// the decrypted message (the seed service's answers carried them).
+    #[serde(default)]
+    pub include_encrypted: bool,
 }
 
 /// `fetch-media`: one media file into the store.

@@ -148,6 +148,7 @@ mod tests {
                     msgid: "m".into(),
                     publickey_ver: 1,
                     error: code(10008).into(),
+                    encrypted: None,
                 }),
                 10008,
                 ErrorClass::Transient,

@@ -80,6 +80,9 @@ pub(super) async fn run<S>(
             let bad = decrypted.errors.swap_remove(at);
             return Err(failed(JobError::BadEncryptKey(bad)));
         }
+        if job.include_encrypted {
+            decrypted.attach_ciphertext(&page);
+        }
         let has_more = page.len() == job.limit as usize;
         let next_seq = page.last().map_or(seq, |m| m.seq);
         pages_done += 1;
