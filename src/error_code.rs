@@ -45,6 +45,15 @@ pub enum ProjectCode {
     /// The message is not valid AMQP though the broker took it (a property or header name that
     /// is not UTF-8, headers nested too deep).
     MalformedMessage = 20307,
+    /// The HTTP gateway stopped waiting for the job's result; the job may still finish.
+    JobTimedOut = 20401,
+    /// The file is larger than the seed service's media endpoint answers here; `/v1/media`
+    /// streams it.
+    MediaTooLarge = 20402,
+    /// The HTTP request lacks the gateway's bearer token.
+    Unauthorized = 20403,
+    /// The HTTP gateway cannot run the job now: it is stopping, or has no broker connection.
+    GatewayUnavailable = 20404,
 }
 
 impl ProjectCode {
@@ -69,6 +78,10 @@ impl ProjectCode {
             Self::DeliveryLimitReached => "delivery_limit_reached",
             Self::UntrustedHeader => "untrusted_header",
             Self::MalformedMessage => "malformed_amqp_message",
+            Self::JobTimedOut => "job_timed_out",
+            Self::MediaTooLarge => "media_too_large",
+            Self::Unauthorized => "unauthorized",
+            Self::GatewayUnavailable => "gateway_unavailable",
         }
     }
 }
@@ -160,6 +173,10 @@ mod tests {
             ProjectCode::DeliveryLimitReached,
             ProjectCode::UntrustedHeader,
             ProjectCode::MalformedMessage,
+            ProjectCode::JobTimedOut,
+            ProjectCode::MediaTooLarge,
+            ProjectCode::Unauthorized,
+            ProjectCode::GatewayUnavailable,
         ] {
             assert!((20000..30000).contains(&code.code()), "{code:?}");
         }

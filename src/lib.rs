@@ -14,6 +14,7 @@ pub mod decrypt;
 pub mod demo;
 pub mod dlq;
 pub mod error_code;
+pub mod gateway;
 pub mod job;
 pub mod keys;
 pub mod media;

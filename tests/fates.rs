@@ -159,6 +159,7 @@ fn delivered(attempt: u32, progress: Option<ChatProgress>) -> Delivered {
         message_id: Some("message-1".into()),
         correlation_id: None,
         reply_to: None,
+        reply_to_only: false,
         attempt,
         delivery_count: 0,
         progress,

@@ -129,7 +129,7 @@ pub enum DlqCommand {
     },
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
@@ -137,7 +137,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// How long the process waits, once the worker returned, for SDK calls still under way in
 /// cancelled jobs: not at all, their jobs are already back in the broker.
-const ABANDON_SDK_CALLS: std::time::Duration = std::time::Duration::ZERO;
+pub(super) const ABANDON_SDK_CALLS: std::time::Duration = std::time::Duration::ZERO;
 
 /// Runs the worker until SIGTERM or SIGINT.
 pub fn run_worker(command: WorkerCommand) -> anyhow::Result<ExitCode> {
@@ -160,7 +160,7 @@ pub fn run_worker(command: WorkerCommand) -> anyhow::Result<ExitCode> {
     ran.map(|()| ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() {
+pub(super) async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler installs");
     let mut int = signal(SignalKind::interrupt()).expect("a SIGINT handler installs");

@@ -2,7 +2,8 @@
 //!
 //! - `sdk check`, `fetch chatdata|media`: the SDK layer directly, without a broker, for
 //!   operators checking a corp's setup and for debugging;
-//! - `worker`, `topology apply`, `publish`, `dlq` ([`broker`]): the service and its operation.
+//! - `worker`, `topology apply`, `publish`, `dlq` ([`broker`]): the service and its operation;
+//! - `serve` ([`serve`]): the HTTP gateway.
 //!
 //! Output goes to stdout ([`output`]), logs to stderr.
 
@@ -11,6 +12,7 @@ mod credentials;
 mod fetch;
 mod output;
 mod sdk_check;
+mod serve;
 
 pub use output::JsonLines;
 
@@ -52,6 +54,9 @@ enum Command {
     /// Inspect, replay or purge dead-lettered jobs.
     #[command(subcommand)]
     Dlq(broker::DlqCommand),
+    /// Answer HTTP requests as the seed service (FastAPI) did, plus a versioned API, until
+    /// SIGTERM.
+    Serve(serve::ServeCommand),
     /// Run the service end to end against a local broker and the SDK emulator.
     Demo(crate::demo::DemoArgs),
     /// Serve a worker's SDK calls on standard input (started by the worker, not by people).
@@ -136,6 +141,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Topology(command) => broker::topology(command, &mut out)?,
         Command::Publish(command) => broker::publish(command, &mut out)?,
         Command::Dlq(command) => broker::dlq(command, &mut out)?,
+        Command::Serve(command) => serve::run(command)?,
         Command::Demo(args) => crate::demo::run(args, &mut out)?,
         Command::SdkHost(args) if args.probe => {
             crate::sdk::FinanceSdk::load(&args.lib)?;

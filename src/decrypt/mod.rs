@@ -28,7 +28,7 @@ pub struct DecryptedMessage {
     pub message: Box<RawValue>,
     /// The message as the archive gave it, when the job asked for it (`include_encrypted`).
     #[serde(flatten)]
-    pub encrypted: Option<Ciphertext>,
+    pub encrypted: Option<Box<Ciphertext>>,
 }
 
 /// A message's `encrypt_random_key` and `encrypt_chat_msg`, as `GetChatData` returned them:
@@ -58,7 +58,7 @@ pub struct MessageError {
     pub error: MessageFailure,
     /// The message as the archive gave it, when the job asked for it (`include_encrypted`).
     #[serde(flatten)]
-    pub encrypted: Option<Ciphertext>,
+    pub encrypted: Option<Box<Ciphertext>>,
 }
 
 /// Why one message could not be decrypted.
@@ -128,9 +128,9 @@ impl DecryptedPage {
         for source in page {
             let is = |seq: u64, msgid: &str| seq == source.seq && msgid == source.msgid;
             if let Some(message) = messages.next_if(|m| is(m.seq, &m.msgid)) {
-                message.encrypted = Some(source.into());
+                message.encrypted = Some(Box::new(source.into()));
             } else if let Some(error) = errors.next_if(|e| is(e.seq, &e.msgid)) {
-                error.encrypted = Some(source.into());
+                error.encrypted = Some(Box::new(source.into()));
             }
         }
     }

@@ -11,8 +11,12 @@ use super::retry::RetryPolicy;
 
 #[derive(Clone, Args)]
 pub struct CoreConfig {
-    /// Path of libWeWorkFinanceSdk_C.so.
-    #[arg(long, env = "WECOM_SDK_LIB")]
+    /// Path of libWeWorkFinanceSdk_C.so (the image's mount point by default).
+    #[arg(
+        long,
+        env = "WECOM_SDK_LIB",
+        default_value = "/opt/wecom/libWeWorkFinanceSdk_C.so"
+    )]
     pub lib: PathBuf,
     /// Where media files are stored.
     #[arg(

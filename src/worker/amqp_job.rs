@@ -118,18 +118,24 @@ impl JobTransport for AmqpJob {
         {
             properties = properties.with_correlation_id(id);
         }
-        self.publish(
-            RESULTS_EXCHANGE,
-            result_routing_key(output.kind),
-            &output.body,
-            &properties,
-        )
-        .await?;
-        let reply_to = self.delivered.reply_to.as_deref();
-        if let Some(queue) = reply_to.filter(|queue| !is_own_queue(queue)) {
-            // An extra copy for a caller waiting on its own queue: if that queue is gone, the
-            // result is still safe in the result queue, so a return is logged, not retried; nor
-            // does a stopping worker wait for it.
+        let reply_to = self
+            .delivered
+            .reply_to
+            .as_deref()
+            .filter(|queue| !is_own_queue(queue));
+        if reply_to.is_none() || !self.delivered.reply_to_only {
+            self.publish(
+                RESULTS_EXCHANGE,
+                result_routing_key(output.kind),
+                &output.body,
+                &properties,
+            )
+            .await?;
+        }
+        if let Some(queue) = reply_to {
+            // A copy for a caller waiting on its own queue. If that queue is gone, the result
+            // is still safe in the result queue, or (reply_to only) its caller stopped waiting
+            // for it: a return is logged, not retried; nor does a stopping worker wait for it.
             let copy = self.publisher.publish("", queue, &output.body, properties);
             let copied = tokio::select! {
                 copied = copy => copied,

@@ -20,6 +20,8 @@ pub struct Delivered {
     pub correlation_id: Option<String>,
     /// A queue the job asked its results to be copied to.
     pub reply_to: Option<String>,
+    /// Whether the results go to `reply_to` only (`x-wecom-reply-to-only`).
+    pub reply_to_only: bool,
     /// 1-based, from `x-wecom-attempt`.
     pub attempt: u32,
     /// Earlier deliveries of this message that ended unsettled (`x-delivery-count`).
@@ -57,6 +59,7 @@ impl Delivered {
             message_id: text(properties.message_id().as_ref()),
             correlation_id: text(properties.correlation_id().as_ref()),
             reply_to: text(properties.reply_to().as_ref()),
+            reply_to_only: headers::reply_to_only(table),
             untrusted: attempt.err().or(progress.err()),
             attempt: attempt.unwrap_or(1),
             progress: progress.ok().flatten(),

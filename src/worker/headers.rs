@@ -22,6 +22,10 @@ pub const PROGRESS_MAC: &str = "x-wecom-progress-mac";
 pub const ERROR_CODE: &str = "x-wecom-error-code";
 pub const ERROR_NAME: &str = "x-wecom-error-name";
 pub const ERROR_MESSAGE: &str = "x-wecom-error-message";
+/// `true` on a job whose caller waits for its results on its `reply_to` queue and wants them
+/// nowhere else (the HTTP gateway's jobs): no copy in the result queues, which nobody would
+/// consume. A replay removes it, so that a replayed job's results reach the result queues.
+pub const REPLY_TO_ONLY: &str = "x-wecom-reply-to-only";
 /// Set by a quorum queue on a redelivery: how many deliveries of the job ended unsettled
 /// (RabbitMQ 3.x; 4.x counts differently, see the README).
 pub const DELIVERY_COUNT: &str = "x-delivery-count";
@@ -30,8 +34,9 @@ const ACQUIRED_COUNT: &str = "x-acquired-count";
 
 /// Headers the broker or we add while a job travels, which a replay removes. Not the progress:
 /// a chat job replayed goes on from the page it died at, its earlier pages are published.
-const TRAVEL: [&str; 14] = [
+const TRAVEL: [&str; 15] = [
     ATTEMPT,
+    REPLY_TO_ONLY,
     ATTEMPT_MAC,
     ERROR_CODE,
     ERROR_NAME,
@@ -70,6 +75,11 @@ fn as_text(value: &AMQPValue) -> Option<String> {
         AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
         _ => None,
     }
+}
+
+/// Whether the job asks for its results on its `reply_to` queue only: `true`, nothing else.
+pub fn reply_to_only(headers: Option<&FieldTable>) -> bool {
+    matches!(get(headers, REPLY_TO_ONLY), Some(AMQPValue::Boolean(true)))
 }
 
 /// The attempt number as written, signed or not: for showing dead letters, never for

@@ -23,7 +23,8 @@ pub trait JobTransport: Send + Sync {
     /// What the delivery says besides the body.
     fn delivered(&self) -> &Delivered;
 
-    /// A result (or failure) to the result queue of its kind, and a copy to `reply_to`, if any.
+    /// A result (or failure) to the result queue of its kind, and a copy to `reply_to`, if any
+    /// (there only, when the job says `x-wecom-reply-to-only`).
     fn publish_result(
         &self,
         output: &Output,

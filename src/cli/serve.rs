@@ -1,0 +1,85 @@
+//! `wecom-archive serve`: the HTTP gateway ([`crate::gateway`]), running jobs in this process
+//! (the default) or on the workers through the broker (`--via-broker`), until SIGTERM or SIGINT.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::broker::{runtime, wait_for_signal, ABANDON_SDK_CALLS};
+use super::credentials::read_secret_file;
+use crate::gateway::in_process::InProcess;
+use crate::gateway::runner::Runner;
+use crate::gateway::via_broker::ViaBroker;
+use crate::gateway::{self, Gateway, GatewayConfig};
+use crate::job::{Core, CoreConfig};
+use crate::worker::connection::Broker;
+use crate::worker::AmqpArgs;
+
+#[derive(Args)]
+pub struct ServeCommand {
+    #[command(flatten)]
+    gateway: GatewayConfig,
+    /// The job core's settings, for jobs run in this process; through the broker only
+    /// `--media-dir` (the store shared with the workers) is used.
+    #[command(flatten)]
+    core: CoreConfig,
+    /// The broker, for `--via-broker`.
+    #[command(flatten)]
+    amqp: AmqpArgs,
+}
+
+pub fn run(command: ServeCommand) -> anyhow::Result<ExitCode> {
+    let ServeCommand {
+        gateway: config,
+        core,
+        amqp,
+    } = command;
+    let token = config
+        .token_file
+        .as_deref()
+        .map(read_secret_file)
+        .transpose()?;
+    let patience = Duration::from_secs(config.job_timeout_secs.max(1));
+    // Everything that can be wrong with the configuration fails here, before the port opens.
+    let in_process = match config.via_broker {
+        true => None,
+        false => Some(Core::build(&core)?),
+    };
+    let broker = match config.via_broker {
+        true => Some(Broker::from_args(&amqp)?),
+        false => None,
+    };
+    let runtime = runtime()?;
+    let ran = runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received: stopping");
+            signal.cancel();
+        });
+        let runner = match (in_process, broker) {
+            (Some(core), _) => {
+                tokio::spawn(Arc::clone(&core).maintain(shutdown.clone()));
+                Runner::InProcess(InProcess { core, patience })
+            }
+            (None, Some(broker)) => {
+                Runner::ViaBroker(ViaBroker::start(broker, patience, shutdown.clone()))
+            }
+            (None, None) => unreachable!("one of the two is built above"),
+        };
+        let gateway = Arc::new(Gateway {
+            runner,
+            media_root: core.media_dir.clone(),
+            compat_media_max_bytes: config.compat_media_max_bytes,
+            token,
+            shutdown: shutdown.clone(),
+        });
+        gateway::run(gateway, config.listen, shutdown).await
+    });
+    runtime.shutdown_timeout(ABANDON_SDK_CALLS);
+    ran.map(|()| ExitCode::SUCCESS)
+}

@@ -1,0 +1,35 @@
+//! The HTTP gateway's settings, from the command line or the environment (`WECOM_HTTP_*`).
+//! Where jobs run is the job core's configuration ([`crate::job::CoreConfig`]) or, through the
+//! broker, the workers'.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Clone, Args)]
+pub struct GatewayConfig {
+    /// Address to listen on. Loopback by default: anything else should set a token.
+    #[arg(long, env = "WECOM_HTTP_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// A file holding a bearer token every job request must carry (`Authorization: Bearer ...`).
+    #[arg(long, env = "WECOM_HTTP_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The largest file `/wecom/finance/mediadata` answers (as one base64 JSON string, which its
+    /// callers hold in memory); larger ones get 20402. `/v1/media` streams any size.
+    #[arg(
+        long,
+        env = "WECOM_HTTP_COMPAT_MEDIA_MAX_BYTES",
+        default_value_t = 100 * 1024 * 1024
+    )]
+    pub compat_media_max_bytes: u64,
+    /// Seconds a request waits for its job (retries of transient errors included) before it is
+    /// answered 504 (20401).
+    #[arg(long, env = "WECOM_HTTP_JOB_TIMEOUT_SECS", default_value_t = 120)]
+    pub job_timeout_secs: u64,
+    /// Run the jobs on the workers, through the broker (`WECOM_AMQP_URL`), instead of in this
+    /// process. Media files are then read from the workers' store: mount the same volume at the
+    /// same `WECOM_MEDIA_DIR`.
+    #[arg(long, env = "WECOM_HTTP_VIA_BROKER")]
+    pub via_broker: bool,
+}

@@ -1,0 +1,203 @@
+//! Jobs run by the workers: the gateway publishes each request's job to the jobs exchange with
+//! its own reply queue as `reply_to` (and `x-wecom-reply-to-only`, so its results go nowhere
+//! else) and waits for the result carrying the job's `correlation_id`. The SDK work stays on the
+//! scaled workers, with their retries, delivery limit and dead letters.
+//!
+//! The reply queue is exclusive to the gateway's connection: when the connection is lost, the
+//! requests waiting on it are answered 503 (their jobs may still run; their results are then
+//! dropped by the broker) and the gateway connects again with backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Connection};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::problem::Problem;
+use super::runner::HttpJob;
+use crate::worker::connection::Broker;
+use crate::worker::headers::REPLY_TO_ONLY;
+use crate::worker::publisher::Publisher;
+use crate::worker::topology::JOBS_EXCHANGE;
+
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
+const LONGEST_PAUSE: Duration = Duration::from_secs(30);
+
+pub struct ViaBroker {
+    shared: Arc<Shared>,
+    patience: Duration,
+}
+
+/// What the requests and the connection task share.
+#[derive(Default)]
+struct Shared {
+    /// The broker session in use, while there is one.
+    session: Mutex<Option<Session>>,
+    /// Requests waiting for a result, by the correlation id of their job.
+    waiting: Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>,
+}
+
+#[derive(Clone)]
+struct Session {
+    publisher: Publisher,
+    reply_queue: String,
+}
+
+impl ViaBroker {
+    /// Starts connecting to `broker` (and connecting again whenever the connection is lost)
+    /// until `shutdown` fires.
+    pub fn start(broker: Broker, patience: Duration, shutdown: CancellationToken) -> Self {
+        let shared = Arc::new(Shared::default());
+        tokio::spawn(stay_connected(broker, Arc::clone(&shared), shutdown));
+        Self { shared, patience }
+    }
+
+    pub async fn run(&self, job: &HttpJob, cancel: &CancellationToken) -> Result<Vec<u8>, Problem> {
+        let session = self.shared.session.lock().expect("not poisoned").clone();
+        let session = session.ok_or_else(|| Problem::unavailable("no broker connection"))?;
+        let correlation_id = uuid::Uuid::new_v4().to_string();
+        let (sender, result) = oneshot::channel();
+        let waiting = Waiting::new(&self.shared, &correlation_id, sender);
+        let mut headers = FieldTable::default();
+        headers.insert(REPLY_TO_ONLY.into(), AMQPValue::Boolean(true));
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_message_id(job.job_id.as_str().into())
+            .with_correlation_id(correlation_id.as_str().into())
+            .with_reply_to(session.reply_queue.as_str().into())
+            .with_headers(headers);
+        session
+            .publisher
+            .publish_until_confirmed(
+                JOBS_EXCHANGE,
+                job.kind.name(),
+                &job.body,
+                &properties,
+                cancel,
+            )
+            .await
+            .map_err(|err| Problem::unavailable(format!("the job was not published: {err}")))?;
+        let answer = tokio::select! {
+            answer = result => answer.map_err(|_| {
+                Problem::unavailable("the broker connection was lost while the job ran")
+            }),
+            _ = tokio::time::sleep(self.patience) => Err(Problem::timed_out(self.patience.as_secs())),
+            _ = cancel.cancelled() => Err(Problem::unavailable("the gateway is stopping")),
+        };
+        drop(waiting);
+        answer
+    }
+}
+
+/// A request's place among the waiting ones, given up when the request ends however it ends
+/// (answered, timed out, or dropped with its connection).
+struct Waiting<'a> {
+    shared: &'a Shared,
+    correlation_id: &'a str,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(shared: &'a Shared, correlation_id: &'a str, sender: oneshot::Sender<Vec<u8>>) -> Self {
+        let mut waiting = shared.waiting.lock().expect("not poisoned");
+        waiting.insert(correlation_id.to_owned(), sender);
+        Self {
+            shared,
+            correlation_id,
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.shared.waiting.lock().expect("not poisoned");
+        waiting.remove(self.correlation_id);
+    }
+}
+
+async fn stay_connected(broker: Broker, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut pause = FIRST_PAUSE;
+    loop {
+        match serve_session(&broker, &shared, &shutdown).await {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "broker session lost; connecting again in {pause:?}")
+            }
+        }
+        // Requests waiting on the lost reply queue are answered now, not at their timeout.
+        *shared.session.lock().expect("not poisoned") = None;
+        shared.waiting.lock().expect("not poisoned").clear();
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        pause = (pause * 2).min(LONGEST_PAUSE);
+    }
+}
+
+/// One broker session: a reply queue and its consumer, and a publisher; hands results to the
+/// requests waiting for them until the connection fails (`Err`) or `shutdown` fires (`Ok`).
+async fn serve_session(
+    broker: &Broker,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let connection: Connection = broker.connect("wecom-archive gateway").await?;
+    let publisher = Publisher::open(&connection).await?;
+    let channel = connection.create_channel().await?;
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let reply_queue = queue.name().as_str().to_owned();
+    let mut results = channel
+        .basic_consume(
+            reply_queue.as_str().into(),
+            "wecom-archive-gateway".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    *shared.session.lock().expect("not poisoned") = Some(Session {
+        publisher,
+        reply_queue,
+    });
+    tracing::info!("gateway connected to the broker");
+    loop {
+        let delivery = tokio::select! {
+            delivery = results.next() => delivery,
+            _ = shutdown.cancelled() => return Ok(()),
+        };
+        let delivery = match delivery {
+            Some(delivery) => delivery?,
+            None => anyhow::bail!("the reply queue's consumer was cancelled"),
+        };
+        let correlation_id = delivery.properties.correlation_id().as_ref();
+        let waiter = correlation_id.and_then(|id| {
+            let mut waiting = shared.waiting.lock().expect("not poisoned");
+            waiting.remove(id.as_str())
+        });
+        match waiter {
+            // A gateway job has one result: its page, its file, or its failure.
+            Some(waiter) => {
+                let _ = waiter.send(delivery.data);
+            }
+            None => tracing::debug!("a result no request waits for any more"),
+        }
+    }
+}
