@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# The wecom-archive worker.
+# The wecom-archive worker (and, with the command `serve`, its HTTP gateway).
 #
 # The Finance SDK (libWeWorkFinanceSdk_C.so) is never baked into this image: Tencent's licence
 # does not allow redistributing it, so each user mounts their own copy at /opt/wecom (see
@@ -61,5 +61,7 @@ ENV WECOM_SDK_LIB=/opt/wecom/libWeWorkFinanceSdk_C.so \
 VOLUME ["/var/lib/wecom-archive/media"]
 USER wecom
 WORKDIR /var/lib/wecom-archive
+# `serve` (the HTTP gateway) listens here when WECOM_HTTP_LISTEN says 0.0.0.0:8000.
+EXPOSE 8000
 ENTRYPOINT ["wecom-archive"]
 CMD ["worker"]

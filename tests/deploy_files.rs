@@ -15,12 +15,28 @@ fn project_file(name: &str) -> String {
     std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(name)).unwrap()
 }
 
-/// `NAME: value` lines of the worker's `environment:` in the compose file; `commented` says
-/// whether a line is an example in a comment.
-fn compose_environment() -> Vec<(String, String, bool)> {
+/// A variable a service of the compose file sets.
+struct Setting {
+    service: String,
+    name: String,
+    value: String,
+    /// Whether the line is an example in a comment.
+    commented: bool,
+}
+
+/// `NAME: value` lines of every service's `environment:` in the compose file, commented
+/// examples included.
+fn compose_environment() -> Vec<Setting> {
     let compose = project_file("docker-compose.yml");
     let mut found = Vec::new();
+    let mut service = String::new();
     for line in compose.lines() {
+        // Services are the keys indented by two spaces under `services:`.
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')) {
+            if !name.starts_with(' ') && !name.starts_with('#') {
+                service = name.to_owned();
+            }
+        }
         let trimmed = line.trim_start();
         let (commented, rest) = match trimmed.strip_prefix("# ") {
             Some(rest) => (true, rest),
@@ -30,16 +46,20 @@ fn compose_environment() -> Vec<(String, String, bool)> {
             let is_variable = name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
                 && (name.starts_with("WECOM_") || READ_ELSEWHERE.contains(&name));
             if is_variable {
-                found.push((
-                    name.to_owned(),
-                    value.trim().trim_matches('"').to_owned(),
+                found.push(Setting {
+                    service: service.clone(),
+                    name: name.to_owned(),
+                    value: value.trim().trim_matches('"').to_owned(),
                     commented,
-                ));
+                });
             }
         }
     }
     found
 }
+
+/// The command each service of ours runs: `(service, subcommand)`.
+const SERVICES: [(&str, &str); 2] = [("worker", "worker"), ("gateway", "serve")];
 
 /// `ENV NAME=value` pairs of the Dockerfile, continuation lines included.
 fn dockerfile_env() -> Vec<(String, String)> {
@@ -58,10 +78,10 @@ fn dockerfile_env() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The variables the worker's flags read, from its help.
-fn worker_variables() -> Vec<String> {
+/// The variables the flags of `subcommand` read, from its help.
+fn variables_of(subcommand: &str) -> Vec<String> {
     let help = Command::new(common::cli())
-        .args(["worker", "--help"])
+        .args([subcommand, "--help"])
         .output()
         .unwrap();
     assert!(help.status.success());
@@ -75,29 +95,49 @@ fn worker_variables() -> Vec<String> {
 
 #[test]
 fn every_variable_the_deployment_files_set_is_one_the_binary_reads() {
-    let known = worker_variables();
-    assert!(
-        known.contains(&"WECOM_SDK_ISOLATION".to_owned()),
-        "{known:?}"
-    );
     let compose = compose_environment();
-    assert!(compose.len() >= 8, "{compose:?}");
-    let names = compose
-        .iter()
-        .map(|(name, _, _)| name.clone())
-        .chain(dockerfile_env().into_iter().map(|(name, _)| name));
-    for name in names {
+    for (service, subcommand) in SERVICES {
+        let known = variables_of(subcommand);
+        assert!(known.contains(&"WECOM_MEDIA_DIR".to_owned()), "{known:?}");
+        let names: Vec<&str> = compose
+            .iter()
+            .filter(|setting| setting.service == service)
+            .map(|setting| setting.name.as_str())
+            .collect();
+        assert!(names.len() >= 6, "{service}: {names:?}");
+        for name in names {
+            assert!(
+                known.iter().any(|k| k == name) || READ_ELSEWHERE.contains(&name),
+                "{name} is set for {service} but read by nothing"
+            );
+        }
+    }
+    // The image's environment is every service's.
+    let worker = variables_of("worker");
+    for (name, _) in dockerfile_env() {
         assert!(
-            known.contains(&name) || READ_ELSEWHERE.contains(&name.as_str()),
-            "{name} is set by a deployment file but read by nothing"
+            worker.contains(&name) || READ_ELSEWHERE.contains(&name.as_str()),
+            "{name} is set by the Dockerfile but read by nothing"
         );
     }
+}
+
+/// The image's environment with the compose file's settings for `service` over it.
+fn service_environment(service: &str) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = dockerfile_env().into_iter().collect();
+    for setting in compose_environment() {
+        if setting.service == service && !setting.commented {
+            env.insert(setting.name, setting.value);
+        }
+    }
+    env
 }
 
 #[test]
 fn the_binary_accepts_the_deployment_files_values_and_commands() {
     let compose = project_file("docker-compose.yml");
     assert!(compose.contains(r#"command: ["worker"]"#));
+    assert!(compose.contains(r#"command: ["serve"]"#));
     let dockerfile = project_file("Dockerfile");
     assert!(dockerfile.contains(r#"ENTRYPOINT ["wecom-archive"]"#));
     assert!(dockerfile.contains(r#"CMD ["worker"]"#));
@@ -105,12 +145,7 @@ fn the_binary_accepts_the_deployment_files_values_and_commands() {
     // The worker with exactly the compose file's environment (and the image's): it must get
     // past reading its settings, and stop only where this machine differs from the container
     // (there is no library at /opt/wecom).
-    let mut env: BTreeMap<String, String> = dockerfile_env().into_iter().collect();
-    for (name, value, commented) in compose_environment() {
-        if !commented {
-            env.insert(name, value);
-        }
-    }
+    let mut env = service_environment("worker");
     let media = tempfile::tempdir().unwrap();
     env.insert("WECOM_MEDIA_DIR".into(), media.path().display().to_string());
     let run = Command::new(common::cli())
@@ -128,4 +163,33 @@ fn the_binary_accepts_the_deployment_files_values_and_commands() {
         stderr.contains("/opt/wecom/libWeWorkFinanceSdk_C.so"),
         "it stopped at the missing library: {stderr}"
     );
+
+    // The gateway with its environment gets as far as listening (on a free loopback port here;
+    // its broker, the compose network's rabbitmq, is out of reach and tried in the background).
+    let mut env = service_environment("gateway");
+    assert_eq!(
+        env.get("WECOM_HTTP_VIA_BROKER").map(String::as_str),
+        Some("true")
+    );
+    env.insert("WECOM_HTTP_LISTEN".into(), "127.0.0.1:0".into());
+    let log = media.path().join("gateway.log");
+    let mut gateway = Command::new(common::cli())
+        .arg("serve")
+        .env_clear()
+        .envs(&env)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let stderr = loop {
+        let stderr = std::fs::read_to_string(&log).unwrap();
+        if stderr.contains("gateway listening") || gateway.try_wait().unwrap().is_some() {
+            break stderr;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stderr}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    assert!(stderr.contains("gateway listening"), "{stderr}");
 }
