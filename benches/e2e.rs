@@ -17,7 +17,12 @@
 //!   MiB);
 //! - chat pages: one job of 100 pages of 1,000 messages through a fresh worker, its peak RSS
 //!   beside that of a fresh worker running a one-page job (target <= 40 MiB: a job's memory is
-//!   flat in its pages).
+//!   flat in its pages);
+//! - HTTP gateway (`serve`, jobs in process): 20,000 messages through the seed service's chat
+//!   endpoint, page after page as its Odoo module asks, beside the same pages through `/v1`
+//!   (the cost of the old shape) and the RSA bound; one 64 MiB file through the seed service's
+//!   media endpoint (one base64 JSON string) beside `/v1/media` (raw bytes) and the disk
+//!   reference; each in a fresh gateway, with its peak RSS (gateway plus SDK hosts).
 //!
 //! `scripts/bench` runs it (with the SDK benchmark, `benches/sdk.rs`); `BENCH_QUICK=1` runs a
 //! short form that CI uses to keep it working.
@@ -37,6 +42,7 @@ mod common;
 mod support;
 
 use common::broker::{Client, Vhost, Worker};
+use common::gateway::Gateway;
 use common::{default_config, inline_job, Emulator, CORPID, SECRET};
 use support::{memory_kib, mib, tree_memory_kib};
 
@@ -54,13 +60,13 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let openssl = support::openssl_rsa2048_private_ops();
     println!("reference openssl_speed_rsa2048_private_ops_per_s={openssl:.0} cores={cores}");
+    let limit = openssl * cores as f64;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         if wanted("idle") {
             idle().await;
         }
         let jobs = if quick { 10 } else { 100 };
-        let limit = openssl * cores as f64;
         if wanted("chat") {
             let plain = chat("chat", jobs, 1, 0, limit, PROCESS).await;
             let in_process = chat("chat-in-process", jobs, 1, 0, limit, IN_PROCESS).await;
@@ -115,6 +121,111 @@ fn main() {
             media("media-small", small, 100 << 10, PROCESS, "files/s reported").await;
         }
     });
+    if wanted("gateway") {
+        let messages = if quick { 2_000 } else { 20_000 };
+        let compat = gateway_chat(
+            "gateway-chat-compat",
+            "/wecom/finance/chatdata",
+            messages,
+            limit,
+        );
+        let v1 = gateway_chat("gateway-chat-v1", "/v1/chatdata", messages, limit);
+        println!(
+            "workload=gateway-chat-compat-cost ratio={:.2} (the seed service's list against the \
+             worker's page, reported)",
+            compat / v1
+        );
+        let size = if quick { 8 << 20 } else { 64 << 20 };
+        let compat = gateway_media("gateway-media-compat", "/wecom/finance/mediadata", size);
+        let v1 = gateway_media("gateway-media-v1", "/v1/media", size);
+        println!(
+            "workload=gateway-media-compat-cost ratio={:.2} (base64 in a JSON string against the \
+             raw bytes, reported)",
+            compat / v1
+        );
+    }
+}
+
+/// A fresh gateway (jobs in process) for a benchmark workload, over a corp of `messages`.
+fn start_gateway(messages: u64) -> (Gateway, Emulator) {
+    let mut config = default_config();
+    config.corps[0].message_count = messages + 1;
+    let emulator = Emulator::for_children(Some(&config));
+    let gateway = Gateway::start(
+        &emulator,
+        &[],
+        &[
+            ("RUST_LOG", "warn,wecom_archive::gateway=info"),
+            ("WECOM_EMULATOR_CALL_LOG", "/dev/null"),
+        ],
+    );
+    (gateway, emulator)
+}
+
+/// `messages` messages through `path`, a page of 1,000 at a time from seq 0, each request
+/// after the last answer (as the seed service's Odoo module catches up). Returns messages/s.
+fn gateway_chat(name: &str, path: &str, messages: u64, rsa_limit: f64) -> f64 {
+    let (gateway, _emulator) = start_gateway(messages);
+    let start = Instant::now();
+    let (mut seq, mut fetched) = (0u64, 0u64);
+    while fetched < messages {
+        let body = inline_job(json!({"seq": seq, "limit": 1000}));
+        let answer = gateway.request("GET", path, &[], body.to_string().as_bytes());
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let answer = answer.json();
+        let items = match answer.as_array() {
+            Some(list) => list.iter().collect::<Vec<_>>(),
+            None => answer["messages"].as_array().unwrap().iter().collect(),
+        };
+        assert!(!items.is_empty());
+        fetched += items.len() as u64;
+        seq = items.last().unwrap()["seq"].as_u64().unwrap();
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let rate = fetched as f64 / seconds;
+    let peak = tree_memory_kib(gateway.child.id(), "VmHWM:");
+    println!(
+        "workload={name} messages={fetched} requests={} seconds={seconds:.2} messages_per_s={rate:.0} \
+         ratio_to_rsa_bound={:.2} gateway_and_hosts_peak_rss_mib={:.1}",
+        fetched.div_ceil(1000),
+        rate / rsa_limit,
+        mib(peak),
+    );
+    rate
+}
+
+/// One file of `size` bytes through `path`. Returns MB/s of the file's bytes.
+fn gateway_media(name: &str, path: &str, size: u64) -> f64 {
+    let (gateway, emulator) = start_gateway(10);
+    let reference = support::disk_write_md5_rate(emulator.dir.path(), size.max(64 << 20));
+    let body = inline_job(json!({"sdkfileid": emulator::media_file_id(size, 1, 9)}));
+    let start = Instant::now();
+    let answer = gateway.request("GET", path, &[], body.to_string().as_bytes());
+    let seconds = start.elapsed().as_secs_f64();
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body[..200.min(answer.body.len())])
+    );
+    let answer_bytes = answer.body.len();
+    let rate = size as f64 / seconds;
+    let peak = tree_memory_kib(gateway.child.id(), "VmHWM:");
+    println!(
+        "workload={name} file_bytes={size} answer_bytes={answer_bytes} seconds={seconds:.2} \
+         mb_per_s={:.0} disk_write_md5_mb_per_s={:.0} ratio_to_disk={:.2} \
+         gateway_and_hosts_peak_rss_mib={:.1}",
+        rate / 1e6,
+        reference / 1e6,
+        rate / reference,
+        mib(peak),
+    );
+    rate
 }
 
 /// The library in SDK host processes (the default), or loaded by the worker.
