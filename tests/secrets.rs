@@ -1,4 +1,4 @@
-//! No secret leaves the worker (issue 4, security): with every log at trace level, the corp
+//! No secret leaves the worker or the HTTP gateway (issue 4, security): with every log at trace level, the corp
 //! secret, the private keys and the decrypted per-message keys appear in no log line, result,
 //! failure or dead-letter listing, in any encoding: the text searched holds, besides itself,
 //! every run in it that decodes as a list of byte values, hex or base64.
@@ -12,6 +12,7 @@ use serde_json::json;
 use wecom_archive::sdk::NetOptions;
 
 use common::broker::{Client, Vhost, Worker};
+use common::gateway::Gateway;
 use common::{default_config, Emulator, CORPID, SECRET};
 
 /// Every run of `text` that reads as bytes written out (a `[115, 101, ...]` list of byte values,
@@ -167,6 +168,12 @@ async fn no_secret_appears_in_trace_logs_results_or_dead_letters() {
         "the failures were dead-lettered"
     );
 
+    assert_no_secret_in(&haystack, random_keys, proxy_password);
+}
+
+/// Fails when `haystack` holds the corp secret (or the wrong one the jobs sent), a line of a
+/// private key, the proxy password or a decrypted random key.
+fn assert_no_secret_in(haystack: &str, random_keys: Vec<String>, proxy_password: &str) {
     let mut needles: Vec<String> = vec![
         SECRET.into(),
         "wrong-but-still-secret".into(),
@@ -191,4 +198,58 @@ async fn no_secret_appears_in_trace_logs_results_or_dead_letters() {
         leaks.len(),
         leaks.first().map(|l| &l[..8.min(l.len())])
     );
+}
+
+#[test]
+fn no_secret_appears_in_the_gateways_trace_logs_or_answers() {
+    let mut config = default_config();
+    config.corps[0].faults.get_chat_data.script = vec![0, 10001];
+    let emulator = Emulator::with_config(&config);
+    let random_keys = decrypted_random_keys(&emulator, 30);
+    let proxy_password = "proxy-user:proxy-pa55word";
+    let gateway = Gateway::start(&emulator, &[], &[("RUST_LOG", "trace")]);
+    let keys = json!([
+        {"publickey_ver": 1, "private_key": common::fixture("keys/v1.pem")},
+        {"publickey_ver": 2, "private_key": common::fixture("keys/v2.pem")},
+    ]);
+    let requests = [
+        (
+            "/v1/chatdata",
+            json!({"corpid": CORPID, "secret": SECRET, "private_keys": keys, "limit": 30}),
+        ),
+        (
+            "/wecom/finance/chatdata",
+            json!({"corpid": CORPID, "secret": SECRET, "private_keys": keys, "limit": 5, "paswd": proxy_password}),
+        ),
+        (
+            "/wecom/finance/chatdata",
+            json!({"corpid": CORPID, "secret": SECRET, "private_keys": keys, "limit": 0}),
+        ),
+        (
+            "/v1/chatdata",
+            json!({"corpid": CORPID, "secret": "wrong-but-still-secret", "limit": 5}),
+        ),
+        (
+            "/wecom/finance/mediadata",
+            json!({"corpid": CORPID, "secret": SECRET, "sdkfileid": emulator::media_file_id(700_000, 1, 3)}),
+        ),
+    ];
+    let mut haystack = String::new();
+    let mut statuses = Vec::new();
+    for (path, body) in &requests {
+        let answer = gateway.request("GET", path, &[], body.to_string().as_bytes());
+        statuses.push(answer.status);
+        haystack.push_str(&String::from_utf8_lossy(&answer.body));
+    }
+    // Two pages, a file, an invalid job and a refused secret: each answered.
+    assert_eq!(statuses[..2], [200, 200]);
+    assert_eq!(statuses[2], 400);
+    assert!(statuses[3] >= 400, "{statuses:?}");
+    assert_eq!(statuses[4], 200);
+    let log = gateway.log_text();
+    assert!(log.contains("answered") && log.contains("refused"), "{log}");
+    haystack.push_str(&log);
+    let decoded = decoded_runs(&haystack);
+    haystack.push_str(&decoded);
+    assert_no_secret_in(&haystack, random_keys, proxy_password);
 }

@@ -217,6 +217,15 @@ enum Endpoint {
 
 /// The job a request body asks for, validated as the worker validates jobs.
 fn prepare(kind: JobKind, body: Body, endpoint: Endpoint) -> Result<HttpJob, Problem> {
+    let prepared = prepare_unlogged(kind, body, endpoint);
+    if let Err(problem) = &prepared {
+        // The reason is in the answer; the log says that it happened (never the body).
+        tracing::info!(kind = kind.name(), status = problem.status.as_u16(), "refused");
+    }
+    prepared
+}
+
+fn prepare_unlogged(kind: JobKind, body: Body, endpoint: Endpoint) -> Result<HttpJob, Problem> {
     let invalid = |reason: String| InvalidJob {
         kind,
         job_id: None,
