@@ -321,3 +321,80 @@ fn a_token_guards_the_job_endpoints() {
     // The liveness answer needs no token, as the seed service's did not.
     assert_eq!(gateway.request("GET", "/", &[], b"").status, 200);
 }
+
+#[test]
+fn a_corp_alias_works_and_inline_credentials_can_be_refused() {
+    let emulator = Emulator::default_corp();
+    let dir = emulator.dir.path();
+    std::fs::write(dir.join("secret"), format!("{}\n", common::SECRET)).unwrap();
+    let corps = json!({"acme": {"corpid": common::CORPID, "secret": {"file": dir.join("secret")},
+        "keys": {"1": {"file": common::fixture_path("keys/v1.pem")},
+                 "2": {"file": common::fixture_path("keys/v2.pem")}}}});
+    let corps_file = dir.join("corps.json");
+    std::fs::write(&corps_file, corps.to_string()).unwrap();
+    let gateway = Gateway::start(
+        &emulator,
+        &[
+            "--corps-file",
+            corps_file.to_str().unwrap(),
+            "--inline-credentials",
+            "false",
+        ],
+        &[],
+    );
+    let by_alias = json!({"corp": "acme", "seq": 0, "limit": 4});
+    let answer = gateway.request(
+        "GET",
+        "/wecom/finance/chatdata",
+        &[],
+        by_alias.to_string().as_bytes(),
+    );
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.json().as_array().unwrap().len(), 4);
+
+    let inline = inline_job(json!({"seq": 0, "limit": 4}));
+    let answer = gateway.request(
+        "GET",
+        "/wecom/finance/chatdata",
+        &[],
+        inline.to_string().as_bytes(),
+    );
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.json()["error"]["name"], "inline_credentials_refused");
+
+    let unknown = json!({"corp": "other"});
+    let answer = gateway.request("GET", "/v1/chatdata", &[], unknown.to_string().as_bytes());
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.json()["error"]["name"], "unknown_corp");
+}
+
+#[test]
+fn a_job_that_outlasts_the_requests_patience_gets_504() {
+    let mut config = default_config();
+    config.corps[0].faults.get_chat_data.latency_ms = 3000;
+    let emulator = Emulator::with_config(&config);
+    let mut gateway = Gateway::start(&emulator, &["--job-timeout-secs", "1"], &[]);
+    let started = std::time::Instant::now();
+    let body = inline_job(json!({"seq": 0, "limit": 5}));
+    let answer = gateway.request(
+        "GET",
+        "/wecom/finance/chatdata",
+        &[],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(
+        answer.status,
+        504,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.json()["error"]["name"], "job_timed_out");
+    assert_eq!(answer.json()["error"]["retryable"], true);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert!(gateway.is_running());
+}

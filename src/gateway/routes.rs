@@ -220,7 +220,11 @@ fn prepare(kind: JobKind, body: Body, endpoint: Endpoint) -> Result<HttpJob, Pro
     let prepared = prepare_unlogged(kind, body, endpoint);
     if let Err(problem) = &prepared {
         // The reason is in the answer; the log says that it happened (never the body).
-        tracing::info!(kind = kind.name(), status = problem.status.as_u16(), "refused");
+        tracing::info!(
+            kind = kind.name(),
+            status = problem.status.as_u16(),
+            "refused"
+        );
     }
     prepared
 }
