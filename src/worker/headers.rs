@@ -396,4 +396,38 @@ mod tests {
             "a replayed chat job goes on from the page it died at"
         );
     }
+
+    #[test]
+    fn reply_to_only_is_a_boolean_true_that_retries_keep_and_a_replay_drops() {
+        let with = |value: AMQPValue| {
+            let mut table = FieldTable::default();
+            table.insert(REPLY_TO_ONLY.into(), value);
+            table
+        };
+        assert!(reply_to_only(Some(&with(AMQPValue::Boolean(true)))));
+        for not_true in [
+            AMQPValue::Boolean(false),
+            long_string("true"),
+            AMQPValue::LongLongInt(1),
+        ] {
+            assert!(!reply_to_only(Some(&with(not_true))));
+        }
+        assert!(!reply_to_only(None));
+
+        let original = with(AMQPValue::Boolean(true));
+        let key = key();
+        let signer = key.for_job(JobKind::FetchChatdata, BODY);
+        assert!(reply_to_only(Some(&for_retry(
+            Some(&original),
+            2,
+            None,
+            &signer
+        ))));
+        assert!(reply_to_only(Some(&for_continuation(
+            Some(&original),
+            at(5, 1),
+            &signer
+        ))));
+        assert!(!reply_to_only(Some(&for_replay(Some(&original)))));
+    }
 }
