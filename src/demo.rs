@@ -122,6 +122,7 @@ async fn demo(
         header_key_file: None,
         accept_unsigned_headers: false,
         no_declare: false,
+        metrics_listen: None,
     };
     let connection = Broker::from_args(&args.amqp)?
         .connect("wecom-archive demo")

@@ -21,4 +21,5 @@ pub mod media;
 pub mod sdk;
 pub mod sdk_host;
 pub mod secret_file;
+pub mod telemetry;
 pub mod worker;

@@ -2,6 +2,7 @@
 //! [`wecom_archive::cli`].
 #![deny(unsafe_code)]
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,8 +12,9 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::{fmt, EnvFilter};
 
 fn main() -> ExitCode {
-    init_logging();
-    match wecom_archive::cli::run(wecom_archive::cli::Cli::parse()) {
+    let cli = wecom_archive::cli::Cli::parse();
+    init_logging(cli.default_log_filter());
+    match wecom_archive::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -21,16 +23,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, as text or (`WECOM_LOG_FORMAT=json`) one JSON object per line; the level
-/// comes from `RUST_LOG` (default: info for the worker's own lines, warn for libraries).
+/// Logs go to stderr, as text (coloured at a terminal only) or (`WECOM_LOG_FORMAT=json`) one
+/// JSON object per line; the level comes from `RUST_LOG`, else the command's default
+/// (`default_filter`).
 /// Whatever it says, the AMQP client's lines that hold message bodies (job bodies, credentials
 /// included) are never written: its trace lines (whole frames) and its warning about a returned
 /// message (the publisher reports returns itself).
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,wecom_archive=info"));
+fn init_logging(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let no_frames = filter_fn(|meta| !holds_message_bodies(meta));
-    let layer = fmt::layer().with_writer(std::io::stderr);
+    // Colour only for a person at a terminal: a file or a container log gets plain text.
+    let layer = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if std::env::var("WECOM_LOG_FORMAT").is_ok_and(|f| f == "json") {
         let layer = layer.json().with_current_span(true);
         tracing_subscriber::registry()

@@ -19,6 +19,7 @@ use wecom_archive::job::contract::ChatProgress;
 use wecom_archive::job::sink::Output;
 use wecom_archive::job::{Core, CoreConfig, JobKind};
 use wecom_archive::media::MediaKey;
+use wecom_archive::telemetry::TraceContext;
 use wecom_archive::worker::delivered::Delivered;
 use wecom_archive::worker::handle::handle;
 use wecom_archive::worker::publisher::PublishError;
@@ -166,6 +167,8 @@ fn delivered(attempt: u32, progress: Option<ChatProgress>) -> Delivered {
         redelivered: false,
         untrusted: None,
         malformed: None,
+        published_at: None,
+        trace: TraceContext::continue_or_start(None),
     }
 }
 

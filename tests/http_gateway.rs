@@ -149,7 +149,7 @@ async fn the_seed_services_client_gets_the_same_through_the_broker() {
     assert_old_shapes(&answers, &emulator);
     // The worker ran them (not the gateway), and sent their results to the gateway only.
     assert!(
-        gateway.log_text().contains("answered") && !gateway.log_text().contains("retrying"),
+        gateway.log_text().contains("job ended") && !gateway.log_text().contains("retrying"),
         "{}",
         gateway.log_text()
     );

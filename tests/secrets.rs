@@ -247,7 +247,10 @@ fn no_secret_appears_in_the_gateways_trace_logs_or_answers() {
     assert!(statuses[3] >= 400, "{statuses:?}");
     assert_eq!(statuses[4], 200);
     let log = gateway.log_text();
-    assert!(log.contains("answered") && log.contains("refused"), "{log}");
+    assert!(
+        log.contains("job ended") && log.contains("refused"),
+        "{log}"
+    );
     haystack.push_str(&log);
     let decoded = decoded_runs(&haystack);
     haystack.push_str(&decoded);

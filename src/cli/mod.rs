@@ -130,6 +130,18 @@ impl NetArgs {
     }
 }
 
+impl Cli {
+    /// The log filter when `RUST_LOG` sets none: the service's own lines at info and the
+    /// libraries' at warn; for the demo, warnings only, so that its summary on stdout is not
+    /// interleaved with the worker's lines.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Demo(_) => "warn",
+            _ => "warn,wecom_archive=info",
+        }
+    }
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut out = output::claim_stdout()?;

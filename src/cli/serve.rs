@@ -15,7 +15,9 @@ use crate::gateway::runner::Runner;
 use crate::gateway::via_broker::ViaBroker;
 use crate::gateway::{self, Gateway, GatewayConfig};
 use crate::job::{Core, CoreConfig};
+use crate::telemetry::{Metrics, Readiness, Telemetry};
 use crate::worker::connection::Broker;
+use crate::worker::refresh_gauges;
 use crate::worker::AmqpArgs;
 
 #[derive(Args)]
@@ -61,13 +63,30 @@ pub fn run(command: ServeCommand) -> anyhow::Result<ExitCode> {
             tracing::info!("signal received: stopping");
             signal.cancel();
         });
-        let runner = match (in_process, broker) {
+        let readiness = Arc::new(Readiness::default());
+        let (runner, metrics, refresh) = match (in_process, broker) {
             (Some(core), _) => {
                 tokio::spawn(Arc::clone(&core).maintain(shutdown.clone()));
-                Runner::InProcess(InProcess { core, patience })
+                // The job core here is ready as soon as it is built.
+                readiness.set(true);
+                let (metrics, refresh) = (Arc::clone(core.metrics()), refresh_gauges(&core));
+                (
+                    Runner::InProcess(InProcess { core, patience }),
+                    metrics,
+                    refresh,
+                )
             }
             (None, Some(broker)) => {
-                Runner::ViaBroker(ViaBroker::start(broker, patience, shutdown.clone()))
+                let metrics = Arc::new(Metrics::new());
+                let runner = ViaBroker::start(
+                    broker,
+                    patience,
+                    Arc::clone(&readiness),
+                    Arc::clone(&metrics),
+                    shutdown.clone(),
+                );
+                let nothing_to_refresh: Arc<dyn Fn(&Metrics) + Send + Sync> = Arc::new(|_| {});
+                (Runner::ViaBroker(runner), metrics, nothing_to_refresh)
             }
             (None, None) => unreachable!("one of the two is built above"),
         };
@@ -77,6 +96,11 @@ pub fn run(command: ServeCommand) -> anyhow::Result<ExitCode> {
             compat_media_max_bytes: config.compat_media_max_bytes,
             token,
             shutdown: shutdown.clone(),
+            telemetry: Telemetry {
+                metrics,
+                readiness,
+                refresh,
+            },
         });
         gateway::run(gateway, config.listen, shutdown).await
     });

@@ -25,7 +25,8 @@ pub struct GatewayConfig {
     pub compat_media_max_bytes: u64,
     /// Seconds a request waits for its job (retries of transient errors included) before it is
     /// answered 504 (20401).
-    #[arg(long, env = "WECOM_HTTP_JOB_TIMEOUT_SECS", default_value_t = 120)]
+    #[arg(long, env = "WECOM_HTTP_JOB_TIMEOUT_SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub job_timeout_secs: u64,
     /// Run the jobs on the workers, through the broker (`WECOM_AMQP_URL`), instead of in this
     /// process. Media files are then read from the workers' store: mount the same volume at the

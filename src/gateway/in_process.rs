@@ -37,8 +37,14 @@ impl InProcess {
         let deadline = Instant::now() + self.patience;
         let timed_out = || Problem::timed_out(self.patience.as_secs());
         let stopping = || Problem::unavailable("the gateway is stopping");
+        // The run stops when the request ends however it ends (answered, timed out, or its
+        // client gone): a download in its blocking thread sees the token, not the dropped future.
+        let cancel = cancel.child_token();
+        let _stop_when_done = cancel.clone().drop_guard();
+        let metrics = self.core.metrics();
         let mut meta = JobMeta {
             job_id: Some(job.job_id.clone()),
+            correlation_id: Some(job.correlation_id.clone()),
             ..JobMeta::default()
         };
         let mut progress = None;
@@ -48,11 +54,14 @@ impl InProcess {
             // Validated when the request came in; parsed again per attempt, as a redelivery is.
             let parsed = parse(job.kind, &job.body).map_err(Problem::invalid)?;
             let mut kept = Kept::default();
-            let running = self.core.run(parsed, &meta, &mut kept, cancel);
+            let started = std::time::Instant::now();
+            let running = self.core.run(parsed, &meta, &mut kept, &cancel);
             let ended = tokio::time::timeout_at(deadline, running)
                 .await
                 .map_err(|_| timed_out())?;
-            let failed = match decide(ended, meta.attempt, self.core.policy(), rand::random()) {
+            let fate = decide(ended, meta.attempt, self.core.policy(), rand::random());
+            metrics.job_fate(job.kind, &fate, started.elapsed());
+            let failed = match fate {
                 Fate::Done => {
                     return kept
                         .0

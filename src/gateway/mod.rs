@@ -2,25 +2,29 @@
 //! the SDK that this project replaces), whose clients work unchanged when pointed here, and a
 //! versioned API beside it. `wecom-archive serve` runs it ([`run`]).
 //!
-//! - [`config`]: its settings; [`routes`]: the endpoints; [`compat`]: the seed service's answer
-//!   shapes; [`problem`]: failures as HTTP answers; [`media_body`]: stored files streamed;
-//!   [`openapi`]: the API description and its docs page;
+//! - [`config`]: its settings; [`routes`]: the endpoints; [`auth`]: the optional token;
+//!   [`request`]: a body made a job; [`compat`]: the seed service's answer shapes; [`problem`]:
+//!   failures as HTTP answers; [`media_body`]: stored files streamed; [`openapi`]: the API
+//!   description and its docs page;
 //! - [`runner`]: where jobs run, [`in_process`] (the job core here, the default) or
 //!   [`via_broker`] (the workers, through RabbitMQ). Both hand back the result messages the
 //!   worker publishes, so both answer the same.
 
+pub mod auth;
 pub mod compat;
 pub mod config;
 pub mod in_process;
 pub mod media_body;
 pub mod openapi;
 pub mod problem;
+pub mod request;
 pub mod routes;
 pub mod runner;
 pub mod via_broker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -29,8 +33,12 @@ use tokio_util::sync::CancellationToken;
 pub use config::GatewayConfig;
 pub use routes::Gateway;
 
-/// Serves `gateway` on `listen` until `shutdown` fires; requests under way are then answered
-/// (their jobs given up with 503) before it returns.
+/// How long a stopping gateway waits for the answers under way (their jobs are given up with
+/// 503 at once; a long media stream may still be sending).
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves `gateway` on `listen` until `shutdown` fires; answers under way then get [`DRAIN`]
+/// to finish.
 pub async fn run(
     gateway: Arc<Gateway>,
     listen: SocketAddr,
@@ -44,8 +52,17 @@ pub async fn run(
         tracing::warn!(%address, "listening beyond loopback without a token: anyone who reaches this address can run jobs (set WECOM_HTTP_TOKEN_FILE)");
     }
     tracing::info!("gateway listening on http://{address}");
-    axum::serve(listener, routes::router(gateway))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .context("the HTTP server failed")
+    let serving = axum::serve(listener, routes::router(gateway))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let drained = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(DRAIN).await;
+    };
+    tokio::select! {
+        served = serving => served.context("the HTTP server failed"),
+        () = drained => {
+            tracing::warn!("answers still under way after {DRAIN:?}: stopping without them");
+            Ok(())
+        }
+    }
 }

@@ -1,33 +1,32 @@
-//! The endpoints. A job request's body is read (at most the job size limit), made the job the
-//! endpoint runs (`prepare`: one page of chat; media into the store, not inline), validated as
-//! the worker validates jobs, run by the [`Runner`], and its result answered in the endpoint's
-//! shape: the seed service's ([`compat`]) or the worker's (`/v1`).
+//! The endpoints: a job request's body is made a job ([`request::prepare`]), run by the
+//! [`Runner`], and its result answered in the endpoint's shape: the seed service's
+//! ([`compat`]) or the worker's (`/v1`). Beside them: `/`, the API description, and the
+//! telemetry routes (`/metrics`, `/healthz`, `/readyz`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderName, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::require_token;
 use super::compat;
 use super::media_body;
 use super::openapi;
 use super::problem::Problem;
+use super::request::{prepare, Body, Endpoint};
 use super::runner::{HttpJob, Runner};
 use crate::error_code::ProjectCode;
-use crate::job::parse::{is_valid_job_id, MAX_JOB_BYTES};
-use crate::job::{parse, InvalidJob, JobKind};
+use crate::job::parse::MAX_JOB_BYTES;
 use crate::sdk::ErrorClass;
+use crate::telemetry::endpoints::{self, Telemetry};
 
 /// What the endpoints share.
 pub struct Gateway {
@@ -39,17 +38,16 @@ pub struct Gateway {
     pub token: Option<SecretString>,
     /// Fires when the gateway stops: running jobs are given up (503).
     pub shutdown: CancellationToken,
+    pub telemetry: Telemetry,
 }
-
-type Body = Result<Bytes, BytesRejection>;
 
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let [compat_chat_path, compat_media_path, v1_chat_path, v1_media_path] = openapi::JOB_PATHS;
     let jobs = Router::new()
-        .route(compat_chat_path, get(compat_chat).post(compat_chat))
-        .route(compat_media_path, get(compat_media).post(compat_media))
-        .route(v1_chat_path, get(v1_chat).post(v1_chat))
-        .route(v1_media_path, get(v1_media).post(v1_media))
+        .route(compat_chat_path, job_route(compat_chat))
+        .route(compat_media_path, job_route(compat_media))
+        .route(v1_chat_path, job_route(v1_chat))
+        .route(v1_media_path, job_route(v1_media))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&gateway),
             require_token,
@@ -64,48 +62,31 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/docs", get(|| async { Html(openapi::DOCS_PAGE) }))
         .merge(jobs)
-        .with_state(gateway)
+        .with_state(Arc::clone(&gateway))
+        .merge(endpoints::routes(gateway.telemetry.clone()))
 }
 
-async fn require_token(
-    State(gateway): State<Arc<Gateway>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(token) = &gateway.token {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        let matches = given.is_some_and(|given| {
-            aws_lc_rs::constant_time::verify_slices_are_equal(
-                given.as_bytes(),
-                token.expose_secret().as_bytes(),
-            )
-            .is_ok()
-        });
-        if !matches {
-            return Problem::new(
-                ProjectCode::Unauthorized,
-                ErrorClass::Permanent,
-                "this gateway needs its bearer token (Authorization: Bearer ...)",
-            )
-            .into_response();
-        }
-    }
-    next.run(request).await
+/// A job endpoint: GET (as the seed service's clients send it) and POST run the job; HEAD,
+/// which would run it too, is refused.
+fn job_route<H, T>(handler: H) -> MethodRouter<Arc<Gateway>>
+where
+    H: axum::handler::Handler<T, Arc<Gateway>> + Clone,
+    T: 'static,
+{
+    get(handler.clone())
+        .post(handler)
+        .head(|| async { StatusCode::METHOD_NOT_ALLOWED })
 }
 
 async fn compat_chat(State(gateway): State<Arc<Gateway>>, body: Body) -> Result<Response, Problem> {
-    let job = prepare(JobKind::FetchChatdata, body, Endpoint::CompatChat)?;
+    let job = prepare(Endpoint::CompatChat, body)?;
     let page = gateway.outcome(&job).await?;
     let list = compat::chat_list(&page).map_err(Problem::unreadable_result)?;
     Ok(json(list))
 }
 
 async fn v1_chat(State(gateway): State<Arc<Gateway>>, body: Body) -> Result<Response, Problem> {
-    let job = prepare(JobKind::FetchChatdata, body, Endpoint::V1Chat)?;
+    let job = prepare(Endpoint::V1Chat, body)?;
     Ok(json(gateway.outcome(&job).await?))
 }
 
@@ -113,7 +94,7 @@ async fn compat_media(
     State(gateway): State<Arc<Gateway>>,
     body: Body,
 ) -> Result<Response, Problem> {
-    let job = prepare(JobKind::FetchMedia, body, Endpoint::Media)?;
+    let job = prepare(Endpoint::Media, body)?;
     let (file, stored) = gateway.media(&job).await?;
     if stored.size > gateway.compat_media_max_bytes {
         return Err(Problem::new(
@@ -138,7 +119,7 @@ async fn compat_media(
 }
 
 async fn v1_media(State(gateway): State<Arc<Gateway>>, body: Body) -> Result<Response, Problem> {
-    let job = prepare(JobKind::FetchMedia, body, Endpoint::Media)?;
+    let job = prepare(Endpoint::Media, body)?;
     let (file, stored) = gateway.media(&job).await?;
     Ok((
         [
@@ -182,114 +163,39 @@ impl Gateway {
         let status = result
             .as_ref()
             .map_or_else(|p| p.status, |_| StatusCode::OK);
-        tracing::info!(job_id = %job.job_id, kind = job.kind.name(), status = status.as_u16(), "answered");
+        tracing::info!(job_id = %job.job_id, kind = job.kind.name(), status = status.as_u16(), "job ended");
         result
     }
 
-    /// The job's file, open, and what the result says of it.
+    /// The job's file, open, and what the result says of it (its size checked on disk, so that
+    /// the answer's `Content-Length` is the file's).
     async fn media(&self, job: &HttpJob) -> Result<(tokio::fs::File, StoredFile), Problem> {
         let result = self.outcome(job).await?;
         let stored: StoredFile =
             serde_json::from_slice(&result).map_err(Problem::unreadable_result)?;
+        let unreadable = |why: String| {
+            Problem::new(
+                ProjectCode::MediaStoreIo,
+                ErrorClass::Transient,
+                format!("the stored file cannot be read: {why}"),
+            )
+        };
         let file = media_body::open(&self.media_root, &stored.location)
             .await
-            .map_err(|err| {
-                Problem::new(
-                    ProjectCode::MediaStoreIo,
-                    ErrorClass::Transient,
-                    format!("the stored file cannot be read: {err}"),
-                )
-            })?;
+            .map_err(|err| unreadable(err.to_string()))?;
+        let on_disk = file
+            .metadata()
+            .await
+            .map_err(|err| unreadable(err.to_string()))?
+            .len();
+        if on_disk != stored.size {
+            return Err(unreadable(format!(
+                "it holds {on_disk} bytes where the result says {}",
+                stored.size
+            )));
+        }
         Ok((file, stored))
     }
-}
-
-/// What an endpoint makes of a request body.
-#[derive(Clone, Copy)]
-enum Endpoint {
-    /// One page, each message with its ciphertext.
-    CompatChat,
-    /// One page; `max_pages` may only say so.
-    V1Chat,
-    /// The file into the store, streamed from there (never inline in the result).
-    Media,
-}
-
-/// The job a request body asks for, validated as the worker validates jobs.
-fn prepare(kind: JobKind, body: Body, endpoint: Endpoint) -> Result<HttpJob, Problem> {
-    let prepared = prepare_unlogged(kind, body, endpoint);
-    if let Err(problem) = &prepared {
-        // The reason is in the answer; the log says that it happened (never the body).
-        tracing::info!(
-            kind = kind.name(),
-            status = problem.status.as_u16(),
-            "refused"
-        );
-    }
-    prepared
-}
-
-fn prepare_unlogged(kind: JobKind, body: Body, endpoint: Endpoint) -> Result<HttpJob, Problem> {
-    let invalid = |reason: String| InvalidJob {
-        kind,
-        job_id: None,
-        reason,
-    };
-    let body = body.map_err(|rejection| {
-        let invalid = invalid(format!(
-            "the body cannot be read: {}",
-            rejection.body_text()
-        ));
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::too_large(invalid)
-        } else {
-            Problem::invalid(invalid)
-        }
-    })?;
-    // The parser's own checks (size, JSON, schema) come first, in its words.
-    let parsed = parse(kind, &body);
-    if let Err(refused) = parsed {
-        return Err(if body.len() > MAX_JOB_BYTES {
-            Problem::too_large(refused)
-        } else {
-            Problem::invalid(refused)
-        });
-    }
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&body);
-    let mut job: Value = serde_json::from_slice(body).expect("parsed above");
-    let fields = job.as_object_mut().expect("a job is an object");
-    match endpoint {
-        Endpoint::CompatChat => {
-            fields.insert("include_encrypted".into(), true.into());
-            fields.insert("max_pages".into(), 1.into());
-        }
-        Endpoint::V1Chat => {
-            if fields
-                .get("max_pages")
-                .is_some_and(|n| !n.is_null() && n != 1)
-            {
-                return Err(Problem::invalid(invalid(
-                    "over HTTP a request gets one page: max_pages must be 1 or absent \
-                     (ask again from next_seq while has_more)"
-                        .into(),
-                )));
-            }
-            fields.insert("max_pages".into(), 1.into());
-        }
-        Endpoint::Media => {
-            fields.insert("inline".into(), false.into());
-        }
-    }
-    let job_id = fields
-        .get("job_id")
-        .and_then(Value::as_str)
-        .filter(|id| is_valid_job_id(id))
-        .map_or_else(|| format!("http-{}", uuid::Uuid::new_v4()), str::to_owned);
-    Ok(HttpJob {
-        kind,
-        body: serde_json::to_vec(&job).expect("a job serializes"),
-        job_id,
-    })
 }
 
 fn json(body: Vec<u8>) -> Response {

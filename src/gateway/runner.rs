@@ -17,6 +17,9 @@ pub struct HttpJob {
     pub body: Vec<u8>,
     /// The id its results carry: the body's `job_id`, else one the gateway made.
     pub job_id: String,
+    /// Made by the gateway for each request: its results carry it (as the broker's echo the
+    /// job's), and through the broker it matches them to the request.
+    pub correlation_id: String,
 }
 
 pub enum Runner {

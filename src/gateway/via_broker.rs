@@ -1,28 +1,32 @@
 //! Jobs run by the workers: the gateway publishes each request's job to the jobs exchange with
 //! its own reply queue as `reply_to` (and `x-wecom-reply-to-only`, so its results go nowhere
-//! else) and waits for the result carrying the job's `correlation_id`. The SDK work stays on the
-//! scaled workers, with their retries, delivery limit and dead letters.
+//! else) and waits for the result carrying the request's `correlation_id`. The SDK work stays on
+//! the scaled workers, with their retries, delivery limit and dead letters.
 //!
-//! The reply queue is exclusive to the gateway's connection: when the connection is lost, the
-//! requests waiting on it are answered 503 (their jobs may still run; their results are then
-//! dropped by the broker) and the gateway connects again with backoff.
+//! The reply queue is exclusive to the gateway's connection. A session ends when its connection
+//! or either channel fails (a publish to a missing exchange closes the publishing channel):
+//! the requests waiting on it are answered 503 (their jobs may still run; their results are then
+//! dropped by the broker) and the gateway connects again with backoff. A session starts only once
+//! the jobs exchange exists (the workers declare it), and it is ready (`/readyz`) while it lasts.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, ExchangeDeclareOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection};
+use lapin::{BasicProperties, Connection, ExchangeKind};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::problem::Problem;
 use super::runner::HttpJob;
+use crate::telemetry::{Metrics, Readiness};
 use crate::worker::connection::Broker;
 use crate::worker::headers::REPLY_TO_ONLY;
-use crate::worker::publisher::Publisher;
+use crate::worker::publisher::{PublishError, Publisher};
 use crate::worker::topology::JOBS_EXCHANGE;
 
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
@@ -34,60 +38,89 @@ pub struct ViaBroker {
 }
 
 /// What the requests and the connection task share.
-#[derive(Default)]
 struct Shared {
     /// The broker session in use, while there is one.
     session: Mutex<Option<Session>>,
-    /// Requests waiting for a result, by the correlation id of their job.
+    /// Requests waiting for a result, by their correlation id.
     waiting: Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>,
+    readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Clone)]
 struct Session {
     publisher: Publisher,
     reply_queue: String,
+    /// Ends the session: fired by a request whose publish failed on the channel.
+    lost: CancellationToken,
 }
 
 impl ViaBroker {
-    /// Starts connecting to `broker` (and connecting again whenever the connection is lost)
-    /// until `shutdown` fires.
-    pub fn start(broker: Broker, patience: Duration, shutdown: CancellationToken) -> Self {
-        let shared = Arc::new(Shared::default());
+    /// Starts connecting to `broker` (and connecting again whenever the session is lost) until
+    /// `shutdown` fires.
+    pub fn start(
+        broker: Broker,
+        patience: Duration,
+        readiness: Arc<Readiness>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            session: Mutex::new(None),
+            waiting: Mutex::new(HashMap::new()),
+            readiness,
+            metrics,
+        });
         tokio::spawn(stay_connected(broker, Arc::clone(&shared), shutdown));
         Self { shared, patience }
     }
 
     pub async fn run(&self, job: &HttpJob, cancel: &CancellationToken) -> Result<Vec<u8>, Problem> {
+        // Publishing counts against the request's time too (a broker under a resource alarm
+        // does not confirm at all).
+        let deadline = Instant::now() + self.patience;
+        let timed_out = || Problem::timed_out(self.patience.as_secs());
         let session = self.shared.session.lock().expect("not poisoned").clone();
         let session = session.ok_or_else(|| Problem::unavailable("no broker connection"))?;
-        let correlation_id = uuid::Uuid::new_v4().to_string();
         let (sender, result) = oneshot::channel();
-        let waiting = Waiting::new(&self.shared, &correlation_id, sender);
+        // Registered before the job is published: its result cannot come first.
+        let waiting = Waiting::new(&self.shared, &job.correlation_id, sender);
         let mut headers = FieldTable::default();
         headers.insert(REPLY_TO_ONLY.into(), AMQPValue::Boolean(true));
         let properties = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
             .with_message_id(job.job_id.as_str().into())
-            .with_correlation_id(correlation_id.as_str().into())
+            .with_correlation_id(job.correlation_id.as_str().into())
             .with_reply_to(session.reply_queue.as_str().into())
             .with_headers(headers);
-        session
-            .publisher
-            .publish_until_confirmed(
-                JOBS_EXCHANGE,
-                job.kind.name(),
-                &job.body,
-                &properties,
-                cancel,
-            )
-            .await
-            .map_err(|err| Problem::unavailable(format!("the job was not published: {err}")))?;
+        let stop_publishing = cancel.child_token();
+        let publishing = session.publisher.publish_until_confirmed(
+            JOBS_EXCHANGE,
+            job.kind.name(),
+            &job.body,
+            &properties,
+            &stop_publishing,
+        );
+        let published = tokio::time::timeout_at(deadline, publishing).await;
+        stop_publishing.cancel();
+        match published {
+            Err(_) => return Err(timed_out()),
+            Ok(Err(err)) => {
+                if let PublishError::Broker(_) = err {
+                    session.lost.cancel();
+                }
+                return Err(Problem::unavailable(format!(
+                    "the job was not published: {err}"
+                )));
+            }
+            Ok(Ok(())) => {}
+        }
         let answer = tokio::select! {
             answer = result => answer.map_err(|_| {
                 Problem::unavailable("the broker connection was lost while the job ran")
             }),
-            _ = tokio::time::sleep(self.patience) => Err(Problem::timed_out(self.patience.as_secs())),
+            _ = tokio::time::sleep_until(deadline) => Err(timed_out()),
             _ = cancel.cancelled() => Err(Problem::unavailable("the gateway is stopping")),
         };
         drop(waiting);
@@ -123,33 +156,63 @@ impl Drop for Waiting<'_> {
 async fn stay_connected(broker: Broker, shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut pause = FIRST_PAUSE;
     loop {
-        match serve_session(&broker, &shared, &shutdown).await {
+        let mut connected = false;
+        let ended = serve_session(&broker, &shared, &shutdown, &mut connected).await;
+        shared.readiness.set(false);
+        shared.metrics.set_broker_connected(false);
+        // Requests waiting on the lost reply queue are answered now, not at their timeout.
+        *shared.session.lock().expect("not poisoned") = None;
+        shared.waiting.lock().expect("not poisoned").clear();
+        match ended {
             Ok(()) => return,
             Err(err) => {
                 tracing::warn!(error = %format!("{err:#}"), "broker session lost; connecting again in {pause:?}")
             }
         }
-        // Requests waiting on the lost reply queue are answered now, not at their timeout.
-        *shared.session.lock().expect("not poisoned") = None;
-        shared.waiting.lock().expect("not poisoned").clear();
+        if connected {
+            shared.metrics.broker_reconnecting();
+        }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = shutdown.cancelled() => return,
         }
-        pause = (pause * 2).min(LONGEST_PAUSE);
+        // Backoff grows while connecting fails, and starts over after a session that worked.
+        pause = if connected {
+            FIRST_PAUSE
+        } else {
+            (pause * 2).min(LONGEST_PAUSE)
+        };
     }
 }
 
 /// One broker session: a reply queue and its consumer, and a publisher; hands results to the
-/// requests waiting for them until the connection fails (`Err`) or `shutdown` fires (`Ok`).
+/// requests waiting for them until the session fails (`Err`) or `shutdown` fires (`Ok`).
+/// `connected` says whether it got as far as serving.
 async fn serve_session(
     broker: &Broker,
     shared: &Shared,
     shutdown: &CancellationToken,
+    connected: &mut bool,
 ) -> anyhow::Result<()> {
     let connection: Connection = broker.connect("wecom-archive gateway").await?;
     let publisher = Publisher::open(&connection).await?;
     let channel = connection.create_channel().await?;
+    // The workers declare the topology: until the exchange exists, every job would be lost to
+    // a closed channel.
+    channel
+        .exchange_declare(
+            JOBS_EXCHANGE.into(),
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions {
+                passive: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|err| {
+            anyhow::anyhow!("the jobs exchange is not there yet (no worker has declared it): {err}")
+        })?;
     let queue = channel
         .queue_declare(
             "".into(),
@@ -173,15 +236,28 @@ async fn serve_session(
             FieldTable::default(),
         )
         .await?;
+    let lost = CancellationToken::new();
     *shared.session.lock().expect("not poisoned") = Some(Session {
         publisher,
         reply_queue,
+        lost: lost.clone(),
     });
+    *connected = true;
+    shared.readiness.set(true);
+    shared.metrics.set_broker_connected(true);
     tracing::info!("gateway connected to the broker");
+    let mut health = tokio::time::interval(Duration::from_secs(2));
     loop {
         let delivery = tokio::select! {
             delivery = results.next() => delivery,
             _ = shutdown.cancelled() => return Ok(()),
+            _ = lost.cancelled() => anyhow::bail!("publishing failed on the channel"),
+            _ = health.tick() => {
+                if !connection.status().connected() {
+                    anyhow::bail!("the broker connection is closed");
+                }
+                continue;
+            }
         };
         let delivery = match delivery {
             Some(delivery) => delivery?,

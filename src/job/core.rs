@@ -28,6 +28,7 @@ use super::{fetch_chatdata, fetch_media};
 use crate::media::{ChunkRetry, FsStore, MediaStore};
 use crate::sdk::FinanceSdk;
 use crate::sdk_host::client::HostSpawner;
+use crate::telemetry::Metrics;
 
 /// How often idle SDK pools are looked for.
 const MAINTENANCE_TICK: Duration = Duration::from_secs(1);
@@ -46,6 +47,8 @@ pub struct Core<S = FsStore> {
     /// after another while the other jobs fetch and publish.
     pub(super) decrypting: Arc<Semaphore>,
     policy: RetryPolicy,
+    /// What the core records of its work; doors record theirs here too.
+    metrics: Arc<Metrics>,
 }
 
 /// What a door knows of a job besides its body.
@@ -107,6 +110,7 @@ impl Core<FsStore> {
             chunk_retry: ChunkRetry::default(),
             decrypting: Arc::new(Semaphore::new(1)),
             policy: config.retry.policy(),
+            metrics: Arc::new(Metrics::new()),
         }))
     }
 }
@@ -134,6 +138,10 @@ where
 impl<S> Core<S> {
     pub fn policy(&self) -> &RetryPolicy {
         &self.policy
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Closes idle SDK pools every second until `shutdown` fires.

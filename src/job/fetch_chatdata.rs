@@ -6,6 +6,7 @@
 //! at a failure (with the progress so far, for the retry), or when its token fires.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +19,7 @@ use super::parse::InvalidJob;
 use super::sdk_pool::discard;
 use super::sink::{Flow, OutputSink};
 use crate::decrypt::DecryptedPage;
+use crate::error_code::ErrorInfo;
 use crate::sdk::{EncryptedMessage, ErrorClass, NetOptions, SdkError};
 
 pub(super) fn net_options(net: NetRef) -> NetOptions {
@@ -85,6 +87,7 @@ pub(super) async fn run<S>(
         }
         let has_more = page.len() == job.limit as usize;
         let next_seq = page.last().map_or(seq, |m| m.seq);
+        record_page(core, job.corp.corp.as_deref(), next_seq, &decrypted);
         pages_done += 1;
         let output = meta.page_output(
             &corp.corpid,
@@ -121,9 +124,15 @@ async fn fetch_page<S>(
     net: &Arc<NetOptions>,
 ) -> Result<Vec<EncryptedMessage>, SdkError> {
     let mut handle = core.pools.get(corp).await?;
-    let net = Arc::clone(net);
+    let (net, metrics) = (Arc::clone(net), Arc::clone(core.metrics()));
     in_blocking_thread(move || {
+        let started = Instant::now();
         let page = handle.get_chat_data(seq, limit, &net);
+        metrics.sdk_call(
+            "GetChatData",
+            sdk_code(page.as_ref().err()),
+            started.elapsed(),
+        );
         // Decided here, not by the caller, which may have stopped waiting: a handle that saw a
         // transient error never goes back to its pool.
         if page
@@ -135,6 +144,36 @@ async fn fetch_page<S>(
         page
     })
     .await
+}
+
+/// The code an SDK call is counted under: 0 for success.
+pub(super) fn sdk_code(error: Option<&SdkError>) -> i64 {
+    error.map_or(0, |err| {
+        ErrorInfo::from_sdk(err, err.class(), String::new()).code
+    })
+}
+
+/// Counts a page's messages and errors, and, for a corp of the directory (named by its alias),
+/// how far its archive is.
+fn record_page<S>(core: &Core<S>, alias: Option<&str>, next_seq: u64, page: &DecryptedPage) {
+    let metrics = core.metrics();
+    let codes = page.errors.iter().map(|e| e.error.info().code);
+    metrics.page_decrypted(page.messages.len(), codes);
+    if let Some(alias) = alias {
+        metrics.corp_progress(alias, next_seq, newest_msgtime(page));
+    }
+}
+
+/// The `msgtime` (ms) of the page's last decrypted message, if it has one.
+fn newest_msgtime(page: &DecryptedPage) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Sent {
+        msgtime: Option<u64>,
+    }
+    let last = page.messages.last()?;
+    serde_json::from_str::<Sent>(last.message.get())
+        .ok()?
+        .msgtime
 }
 
 /// Decrypts a page on a blocking thread, one page at a time (see [`Core`]'s gate), with a

@@ -3,6 +3,7 @@
 //! and its resume point for the next one.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -12,7 +13,7 @@ use super::contract::{MediaFile, MediaJob};
 use super::core::{in_blocking_thread, Core, JobMeta};
 use super::error::JobError;
 use super::fate::Stop;
-use super::fetch_chatdata::net_options;
+use super::fetch_chatdata::{net_options, sdk_code};
 use super::sdk_pool::discard;
 use super::sink::OutputSink;
 use crate::media::{download, MediaKey, MediaStore, Unfinished};
@@ -38,6 +39,7 @@ where
     let key = MediaKey::new(&job.sdkfileid, job.file_name.as_deref());
     let (task_core, sdkfileid, md5sum) =
         (Arc::clone(core), job.sdkfileid.clone(), job.md5sum.clone());
+    let metrics = Arc::clone(core.metrics());
     let task_cancel = cancel.clone();
     let downloading = in_blocking_thread(move || {
         let mut handle = handle;
@@ -46,7 +48,16 @@ where
             .open_partial(&key)
             .map_err(Unfinished::from)
             .and_then(|partial| {
-                let fetch = |index: &str| handle.get_media_chunk(&sdkfileid, index, &net);
+                let fetch = |index: &str| {
+                    let started = Instant::now();
+                    let chunk = handle.get_media_chunk(&sdkfileid, index, &net);
+                    let took = started.elapsed();
+                    metrics.sdk_call("GetMediaData", sdk_code(chunk.as_ref().err()), took);
+                    if let Ok(chunk) = &chunk {
+                        metrics.media_chunk(chunk.data.len());
+                    }
+                    chunk
+                };
                 download(
                     fetch,
                     partial,
@@ -74,6 +85,9 @@ where
         done = downloading => done.map_err(|failed| failed.map_or(Stop::Cancelled, Stop::failed))?,
         _ = cancel.cancelled() => return Err(Stop::Cancelled),
     };
+    if report.resumed_at.is_some() {
+        core.metrics().media_resumed();
+    }
     let data_base64 = if job.inline && report.size <= core.inline_max_bytes {
         let bytes = core
             .store

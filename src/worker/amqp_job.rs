@@ -71,9 +71,15 @@ impl AmqpJob {
         routing_key: &str,
         headers: FieldTable,
     ) -> Result<(), PublishError> {
-        let properties = job_properties(&self.delivery.properties, headers);
+        let properties = job_properties(&self.delivery.properties, self.traced(headers));
         self.publish(exchange, routing_key, &self.delivery.data, &properties)
             .await
+    }
+
+    /// `headers` with the job's `traceparent`.
+    fn traced(&self, mut headers: FieldTable) -> FieldTable {
+        headers::set_traceparent(&mut headers, &self.delivered.trace);
+        headers
     }
 
     /// The publisher's headers to keep on what the worker republishes: none of a malformed
@@ -106,7 +112,7 @@ impl JobTransport for AmqpJob {
             .with_delivery_mode(2)
             .with_app_id("wecom-archive".into())
             .with_type(output.kind.result_type().into())
-            .with_headers(FieldTable::default());
+            .with_headers(self.traced(FieldTable::default()));
         if let Some(id) = output.result_id.as_deref().and_then(short_string) {
             properties = properties.with_message_id(id);
         }
@@ -141,8 +147,22 @@ impl JobTransport for AmqpJob {
                 copied = copy => copied,
                 _ = self.session.cancelled() => Err(PublishError::Stopped),
             };
-            if let Err(err) = copied {
-                tracing::warn!(error = %err, reply_to = queue, "reply_to copy not delivered");
+            match copied {
+                Ok(()) => {}
+                // The only copy of a reply_to-only result: anything but a gone queue releases
+                // the job, as an unpublished result does (a broken channel ends the session).
+                Err(err)
+                    if self.delivered.reply_to_only
+                        && !matches!(err, PublishError::Returned { .. }) =>
+                {
+                    if let PublishError::Broker(_) = err {
+                        self.session.cancel();
+                    }
+                    return Err(err);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, reply_to = queue, "reply_to copy not delivered")
+                }
             }
         }
         Ok(())

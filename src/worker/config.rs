@@ -81,4 +81,7 @@ pub struct WorkerConfig {
     /// Do not declare the topology at start (it is managed elsewhere).
     #[arg(long, env = "WECOM_NO_DECLARE")]
     pub no_declare: bool,
+    /// Serve /metrics (Prometheus), /healthz and /readyz on this address (off when unset).
+    #[arg(long, env = "WECOM_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }

@@ -13,6 +13,7 @@ use super::signing::HeaderKey;
 use crate::job::contract::ChatProgress;
 use crate::job::parse::MAX_JOB_BYTES;
 use crate::job::JobKind;
+use crate::telemetry::TraceContext;
 
 #[derive(Debug, Clone)]
 pub struct Delivered {
@@ -35,6 +36,10 @@ pub struct Delivered {
     pub untrusted: Option<&'static str>,
     /// What the AMQP parser had to repair in the message's properties ([`super::malformed`]).
     pub malformed: Option<String>,
+    /// When its publisher says it was published (the AMQP `timestamp`, seconds), if it does.
+    pub published_at: Option<u64>,
+    /// The trace its `traceparent` names, or a new one.
+    pub trace: TraceContext,
 }
 
 impl Delivered {
@@ -70,6 +75,8 @@ impl Delivered {
             },
             redelivered: delivery.redelivered,
             malformed: malformed(properties),
+            published_at: *properties.timestamp(),
+            trace: headers::trace_context(table),
         }
     }
 

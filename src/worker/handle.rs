@@ -14,6 +14,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
@@ -71,8 +72,15 @@ pub async fn handle<S, T>(
         kind = kind.name(),
         job_id = meta.job_id.as_deref().unwrap_or("-"),
         attempt = meta.attempt,
-        corp = tracing::field::Empty
+        corp = tracing::field::Empty,
+        trace_id = %delivered.trace.trace_id,
     );
+    let metrics = core.metrics();
+    if let Some(queued) = delivered.published_at.and_then(since_epoch_secs) {
+        metrics.job_queued(kind, queued);
+    }
+    let started = Instant::now();
+    metrics.jobs_in_flight(1);
     let work = async {
         let ended = match parsed.map_err(JobError::from).and_then(|job| {
             match refusal(delivered, kind, &meta, delivery_limit) {
@@ -95,6 +103,7 @@ pub async fn handle<S, T>(
             }
         };
         let fate = fate::decide(ended, meta.attempt, core.policy(), rand::random::<f64>());
+        metrics.job_fate(kind, &fate, started.elapsed());
         carry_out(fate, &transport, &meta, kind).await
     };
     // A panic is a bug, but it must not hold the delivery until the channel closes.
@@ -116,6 +125,13 @@ pub async fn handle<S, T>(
     }
     .instrument(span)
     .await;
+    metrics.jobs_in_flight(-1);
+}
+
+/// The time since `published` (seconds since the epoch), if that is in the past.
+fn since_epoch_secs(published: u64) -> Option<Duration> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+    now.checked_sub(Duration::from_secs(published))
 }
 
 /// Why a parsed job is not run, in order: its properties are not what was sent (nothing else

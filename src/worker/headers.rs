@@ -9,6 +9,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use super::signing::JobSigner;
 use crate::error_code::ErrorInfo;
 use crate::job::contract::ChatProgress;
+use crate::telemetry::trace_context::{TraceContext, TRACEPARENT};
 
 /// Which attempt a delivery is (1 when absent).
 pub const ATTEMPT: &str = "x-wecom-attempt";
@@ -144,6 +145,17 @@ pub fn error_code(headers: Option<&FieldTable>) -> Option<i64> {
 
 pub fn error_text(headers: Option<&FieldTable>, key: &str) -> Option<String> {
     get(headers, key).and_then(as_text)
+}
+
+/// The job's trace context: the trace its `traceparent` names, or a new one.
+pub fn trace_context(headers: Option<&FieldTable>) -> TraceContext {
+    let given = get(headers, TRACEPARENT).and_then(as_text);
+    TraceContext::continue_or_start(given.as_deref())
+}
+
+/// Sets the `traceparent` of what a job publishes: its trace, its span as the parent.
+pub fn set_traceparent(table: &mut FieldTable, trace: &TraceContext) {
+    set(table, TRACEPARENT, long_string(&trace.header()));
 }
 
 fn set(table: &mut FieldTable, key: &str, value: AMQPValue) {

@@ -36,6 +36,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::job::{Core, JobKind};
+use crate::telemetry::{Metrics, Readiness, Telemetry};
 use amqp_job::{AmqpJob, REQUEUE};
 pub use config::{AmqpArgs, TopologyArgs, WorkerConfig};
 use connection::Broker;
@@ -62,15 +63,43 @@ pub async fn run(
     header_key.accept_unsigned = config.accept_unsigned_headers;
     let header_key = Arc::new(header_key);
     tokio::spawn(Arc::clone(&core).maintain(shutdown.clone()));
+    let readiness = Arc::new(Readiness::default());
+    core.metrics().set_job_slots(config.concurrency.max(1));
+    if let Some(listen) = config.metrics_listen {
+        let telemetry = Telemetry {
+            metrics: Arc::clone(core.metrics()),
+            readiness: Arc::clone(&readiness),
+            refresh: refresh_gauges(&core),
+        };
+        let listener = crate::telemetry::endpoints::bind(listen).await?;
+        tokio::spawn(crate::telemetry::endpoints::serve(
+            telemetry,
+            listener,
+            shutdown.clone(),
+        ));
+    }
     let mut pause = FIRST_PAUSE;
     loop {
-        match session(&broker, &config, &core, &header_key, &shutdown, &mut pause).await {
+        let ended = session(
+            &broker,
+            &config,
+            &core,
+            &header_key,
+            &readiness,
+            &shutdown,
+            &mut pause,
+        )
+        .await;
+        readiness.set(false);
+        core.metrics().set_broker_connected(false);
+        match ended {
             Ok(()) => return Ok(()),
             Err(err) if shutdown.is_cancelled() => {
                 tracing::info!(error = %err, "stopped");
                 return Ok(());
             }
             Err(err) => {
+                core.metrics().broker_reconnecting();
                 tracing::warn!(error = %format!("{err:#}"), "broker session ended; reconnecting in {pause:?}");
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
@@ -80,6 +109,16 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Brings the gauges read at scrape time up to date: the SDK pools open.
+pub fn refresh_gauges(core: &Arc<Core>) -> Arc<dyn Fn(&Metrics) + Send + Sync> {
+    let core = Arc::downgrade(core);
+    Arc::new(move |metrics: &Metrics| {
+        if let Some(core) = core.upgrade() {
+            metrics.set_sdk_pools_open(core.open_pools());
+        }
+    })
 }
 
 /// A delivery, or the end of a consumer (`None`: the broker cancelled it).
@@ -94,6 +133,7 @@ async fn session(
     config: &WorkerConfig,
     core: &Arc<Core>,
     header_key: &Arc<HeaderKey>,
+    readiness: &Readiness,
     shutdown: &CancellationToken,
     pause: &mut Duration,
 ) -> anyhow::Result<()> {
@@ -146,6 +186,8 @@ async fn session(
         concurrency = config.concurrency,
         "consuming"
     );
+    readiness.set(true);
+    core.metrics().set_broker_connected(true);
     *pause = FIRST_PAUSE;
     let concurrency = config.concurrency.max(1);
     let permits = Arc::new(Semaphore::new(concurrency));
@@ -215,6 +257,8 @@ async fn session(
         // Reap finished jobs so the set does not grow.
         while jobs.try_join_next().is_some() {}
     };
+    // Draining, reconnecting or stopping: no longer ready for new jobs.
+    readiness.set(false);
     if ended.is_ok() {
         tracing::info!(
             in_flight = jobs.len(),

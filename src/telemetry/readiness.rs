@@ -1,0 +1,20 @@
+//! Whether a door is ready for work, for `/readyz`: the worker is while it is connected to the
+//! broker and consuming (not while it connects, reconnects or drains); the HTTP gateway is while
+//! it can run jobs (in process: always; through the broker: while connected).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Readiness {
+    ready: AtomicBool,
+}
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
