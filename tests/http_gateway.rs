@@ -222,6 +222,20 @@ fn v1_answers_the_workers_page_and_streams_media() {
         assert!(openapi["paths"][path]["get"].is_object(), "{path}");
         assert!(openapi["paths"][path]["post"].is_object(), "{path}");
     }
+    // The same telemetry as a worker's, on the gateway's own port.
+    let metrics = String::from_utf8(gateway.request("GET", "/metrics", &[], b"").body).unwrap();
+    assert!(
+        metrics
+            .contains(r#"wecom_archive_jobs_total{kind="fetch-chatdata",outcome="ok",code=""} 1"#),
+        "{metrics}"
+    );
+    // Two requests for the file, each a download of its three chunks.
+    assert!(
+        metrics.contains("wecom_archive_media_chunks_total 6"),
+        "{metrics}"
+    );
+    assert_eq!(gateway.request("GET", "/readyz", &[], b"").status, 200);
+    assert_eq!(gateway.request("HEAD", "/v1/media", &[], b"").status, 405);
     let docs = gateway.request("GET", "/docs", &[], b"");
     assert!(String::from_utf8_lossy(&docs.body).contains("/openapi.json"));
 }

@@ -64,6 +64,8 @@ pub async fn run(
     let header_key = Arc::new(header_key);
     tokio::spawn(Arc::clone(&core).maintain(shutdown.clone()));
     let readiness = Arc::new(Readiness::default());
+    let endpoints_stop = CancellationToken::new();
+    let _stop_endpoints_on_return = endpoints_stop.clone().drop_guard();
     core.metrics().set_job_slots(config.concurrency.max(1));
     if let Some(listen) = config.metrics_listen {
         let telemetry = Telemetry {
@@ -72,10 +74,11 @@ pub async fn run(
             refresh: refresh_gauges(&core),
         };
         let listener = crate::telemetry::endpoints::bind(listen).await?;
+        // Up until the worker returns, draining included: a probe must see it alive.
         tokio::spawn(crate::telemetry::endpoints::serve(
             telemetry,
             listener,
-            shutdown.clone(),
+            endpoints_stop.clone(),
         ));
     }
     let mut pause = FIRST_PAUSE;

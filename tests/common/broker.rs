@@ -33,6 +33,25 @@ impl Vhost {
         Self { name }
     }
 
+    /// Deletes the vhost (its connections close), as an outage looks to a worker of it.
+    pub fn delete(&self) {
+        rabbitmqctl(&["delete_vhost", &self.name]);
+    }
+
+    /// Makes the vhost again after [`Vhost::delete`], empty.
+    pub fn recreate(&self) {
+        rabbitmqctl(&["add_vhost", &self.name]);
+        rabbitmqctl(&[
+            "set_permissions",
+            "-p",
+            &self.name,
+            "guest",
+            ".*",
+            ".*",
+            ".*",
+        ]);
+    }
+
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
     }

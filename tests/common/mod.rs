@@ -7,6 +7,7 @@
 
 pub mod broker;
 pub mod gateway;
+pub mod http;
 pub mod real_sdk;
 pub mod schemas;
 pub mod tls;
