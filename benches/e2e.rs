@@ -10,6 +10,8 @@
 //!   call (target: within 20% of without);
 //! - media: a 1 GiB file, and 200 files of 100 KiB; MB/s against this disk's write-plus-MD5
 //!   rate (target >= 0.8), files/s, and the worker's peak RSS (target <= 64 MiB);
+//! - metrics: the chat catch-up again with the worker serving `/metrics`, scraped every second
+//!   (target: at most 2% slower than without);
 //! - SDK hosts: the chat catch-up and the 1 GiB file again with the library loaded by the
 //!   worker (`--sdk-isolation in-process`), throughput against the default SDK hosts (target:
 //!   the hosts cost at most 5%), and peak RSS of the worker plus its hosts;
@@ -68,15 +70,39 @@ fn main() {
         }
         let jobs = if quick { 10 } else { 100 };
         if wanted("chat") {
-            let plain = chat("chat", jobs, 1, 0, limit, PROCESS).await;
-            let in_process = chat("chat-in-process", jobs, 1, 0, limit, IN_PROCESS).await;
+            let plain = chat("chat", jobs, 1, 0, limit, PROCESS, Metrics::Off).await;
+            let in_process = chat(
+                "chat-in-process",
+                jobs,
+                1,
+                0,
+                limit,
+                IN_PROCESS,
+                Metrics::Off,
+            )
+            .await;
             println!(
                 "workload=chat-sdk-host-cost ratio={:.2} (SDK hosts against the library in \
                  process, target >= 0.95)",
                 plain / in_process
             );
-            chat("chat-2-workers", jobs, 2, 0, limit, PROCESS).await;
-            let slow = chat("chat-50ms-latency", jobs, 1, 50, limit, PROCESS).await;
+            let scraped = chat("chat-metrics", jobs, 1, 0, limit, PROCESS, Metrics::Scraped).await;
+            println!(
+                "workload=chat-metrics-cost ratio={:.2} (metrics served and scraped every second \
+                 against none, target >= 0.98)",
+                scraped / plain
+            );
+            chat("chat-2-workers", jobs, 2, 0, limit, PROCESS, Metrics::Off).await;
+            let slow = chat(
+                "chat-50ms-latency",
+                jobs,
+                1,
+                50,
+                limit,
+                PROCESS,
+                Metrics::Off,
+            )
+            .await;
             println!(
                 "workload=chat-latency-hidden ratio={:.2} (target >= 0.80)",
                 slow / plain
@@ -347,15 +373,21 @@ async fn chat(
     latency_ms: u64,
     limit: f64,
     isolation: &str,
+    metrics: Metrics,
 ) -> f64 {
     let mut config = default_config();
     config.corps[0].message_count = jobs * 1000;
     config.corps[0].faults.get_chat_data.latency_ms = latency_ms;
     config.corps[0].faults.get_media_data.latency_ms = latency_ms;
     let (vhost, emulator) = (Vhost::new(), Emulator::for_children(Some(&config)));
+    let mut args = vec!["--sdk-isolation", isolation];
+    if metrics == Metrics::Scraped {
+        args.extend(["--metrics-listen", "127.0.0.1:0"]);
+    }
     let workers_running: Vec<Worker> = (0..workers)
-        .map(|_| start_worker(&vhost, &emulator, &["--sdk-isolation", isolation]))
+        .map(|_| start_worker(&vhost, &emulator, &args))
         .collect();
+    let _scraper = (metrics == Metrics::Scraped).then(|| Scraper::start(&workers_running[0]));
     let client = Client::connect(&vhost).await;
     let batch = (0..jobs)
         .map(|i| {
@@ -372,6 +404,7 @@ async fn chat(
     let peak = tree_memory_kib(workers_running[0].child.id(), "VmHWM:");
     println!(
         "workload={name} jobs={jobs} messages={messages} workers={workers} sdk_isolation={isolation} \
+         metrics={metrics:?} \
          sdk_latency_ms={latency_ms} seconds={:.2} messages_per_s={rate:.0} ratio_to_cores_x_openssl={:.2} \
          job_latency_p50_ms={} job_latency_p99_ms={} worker_and_hosts_peak_rss_mib={:.1} \
          (target ratio >= 0.60)",
@@ -382,6 +415,54 @@ async fn chat(
         mib(peak),
     );
     rate
+}
+
+/// Whether a worker serves metrics, scraped every second while it works, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Metrics {
+    Off,
+    Scraped,
+}
+
+/// Scrapes a worker's `/metrics` every second, as Prometheus would, until dropped.
+struct Scraper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Scraper {
+    fn start(worker: &Worker) -> Self {
+        worker.wait_for_log("metrics and health on http://", Duration::from_secs(10));
+        let address = worker
+            .log_text()
+            .lines()
+            .find_map(|line| line.split("metrics and health on http://").nth(1))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let answer = common::http::request(&address, "GET", "/metrics", &[], b"");
+                assert_eq!(answer.status, 200);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Scraper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// One chat job of `pages` pages of 1,000 messages, and one of a single page, each through a
