@@ -311,3 +311,53 @@ fn a_killed_download_resumes_where_it_stopped() {
         "{fetched_twice} chunks were fetched twice"
     );
 }
+
+/// The demo's summary on stdout is not interleaved with the worker's lines, and a log that is
+/// not a terminal gets no colour codes.
+#[test]
+fn the_demo_prints_its_summary_alone_and_logs_without_colour() {
+    let (vhost, emulator) = (common::broker::Vhost::new(), Emulator::default_corp());
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys");
+    let output = Command::new(common::cli())
+        .args(["demo", "--amqp-url", &vhost.url(), "--lib", &lib()])
+        .arg("--keys-dir")
+        .arg(&keys)
+        .envs(emulator.env())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&output), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{out}\n{err}");
+    assert!(out.contains("demo OK"), "{out}");
+    assert!(!err.contains(" INFO "), "the worker's info lines: {err}");
+
+    // A worker's log, written to a file, is plain text: here, its lines about a broker it
+    // cannot reach.
+    let log_path = emulator.dir.path().join("worker.log");
+    let mut worker = Command::new(common::cli())
+        .args([
+            "worker",
+            "--lib",
+            &lib(),
+            "--amqp-url",
+            "amqp://127.0.0.1:1/%2f",
+        ])
+        .env("WECOM_MEDIA_DIR", emulator.dir.path().join("media"))
+        .envs(emulator.env())
+        .env_remove("RUST_LOG")
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains("WARN") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert!(log.contains("reconnecting"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in {log:?}");
+}
