@@ -124,16 +124,15 @@ async fn demo(
         no_declare: false,
         metrics_listen: None,
     };
-    let connection = Broker::from_args(&args.amqp)?
-        .connect("wecom-archive demo")
-        .await?;
+    let broker = Broker::from_args(&args.amqp)?;
+    let connection = broker.connect("wecom-archive demo").await?;
     let channel = connection.create_channel().await?;
     // Declared here as the worker will (same settings, idempotent), so the demo publishes
     // without waiting for the worker to get there first.
     topology::declare(&channel, &config.topology.spec(core.policy())).await?;
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(worker::run(core, config, shutdown.clone()));
-    let publisher = Publisher::open(&connection).await?;
+    let publisher = broker.publisher(&connection).await?;
     out.text(&format!(
         "demo: a worker is running against {}",
         redact_url(&args.amqp.amqp_url)
@@ -284,13 +283,15 @@ async fn demo(
     })
 }
 
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+/// The broker URLs without their credentials.
+fn redact_url(urls: &str) -> String {
+    let redact = |url: &str| match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}://***{}", &url[..scheme], &url[at..])
         }
         _ => url.to_owned(),
-    }
+    };
+    urls.split(',').map(redact).collect::<Vec<_>>().join(",")
 }
 
 /// (msgtype, sdkfileid, md5sum, size) of a decrypted message that names a media file.

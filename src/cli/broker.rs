@@ -14,7 +14,6 @@ use crate::job::config::RetryArgs;
 use crate::job::JobKind;
 use crate::job::{Core, CoreConfig};
 use crate::worker::connection::Broker;
-use crate::worker::publisher::Publisher;
 use crate::worker::topology::{self, JOBS_EXCHANGE};
 use crate::worker::{self, AmqpArgs, TopologyArgs, WorkerConfig};
 
@@ -254,10 +253,9 @@ pub fn publish(command: PublishCommand, out: &mut JsonLines) -> anyhow::Result<E
     };
     let (job_id, body) = job_body(&corp, fields)?;
     runtime()?.block_on(async {
-        let connection = Broker::from_args(&amqp)?
-            .connect("wecom-archive publish")
-            .await?;
-        let publisher = Publisher::open(&connection).await?;
+        let broker = Broker::from_args(&amqp)?;
+        let connection = broker.connect("wecom-archive publish").await?;
+        let publisher = broker.publisher(&connection).await?;
         let mut properties = lapin::BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
@@ -288,14 +286,13 @@ pub fn dlq(command: DlqCommand, out: &mut JsonLines) -> anyhow::Result<ExitCode>
             code: args.code,
             count: args.count,
         };
-        let connection = Broker::from_args(&args.amqp)?
-            .connect("wecom-archive dlq")
-            .await?;
+        let broker = Broker::from_args(&args.amqp)?;
+        let connection = broker.connect("wecom-archive dlq").await?;
         let channel = connection.create_channel().await?;
         let letters = match &command {
             DlqCommand::List(_) | DlqCommand::Show(_) => dlq::list(&channel, kind, &filter).await?,
             DlqCommand::Replay { dry_run, .. } => {
-                let publisher = Publisher::open(&connection).await?;
+                let publisher = broker.publisher(&connection).await?;
                 dlq::replay(&channel, &publisher, kind, &filter, *dry_run).await?
             }
             DlqCommand::Purge { dry_run, .. } => {

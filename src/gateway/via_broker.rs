@@ -26,7 +26,7 @@ use super::runner::HttpJob;
 use crate::telemetry::{Metrics, Readiness};
 use crate::worker::connection::Broker;
 use crate::worker::headers::REPLY_TO_ONLY;
-use crate::worker::publisher::{PublishError, Publisher};
+use crate::worker::publisher::Publisher;
 use crate::worker::topology::JOBS_EXCHANGE;
 
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
@@ -107,7 +107,7 @@ impl ViaBroker {
         match published {
             Err(_) => return Err(timed_out()),
             Ok(Err(err)) => {
-                if let PublishError::Broker(_) = err {
+                if err.ends_session() {
                     session.lost.cancel();
                 }
                 return Err(Problem::unavailable(format!(
@@ -195,7 +195,7 @@ async fn serve_session(
     connected: &mut bool,
 ) -> anyhow::Result<()> {
     let connection: Connection = broker.connect("wecom-archive gateway").await?;
-    let publisher = Publisher::open(&connection).await?;
+    let publisher = broker.publisher(&connection).await?;
     let channel = connection.create_channel().await?;
     // The workers declare the topology: until the exchange exists, every job would be lost to
     // a closed channel.

@@ -49,6 +49,7 @@ pub struct Core<S = FsStore> {
     policy: RetryPolicy,
     /// What the core records of its work; doors record theirs here too.
     metrics: Arc<Metrics>,
+    isolation: Isolation,
 }
 
 /// What a door knows of a job besides its body.
@@ -111,6 +112,7 @@ impl Core<FsStore> {
             decrypting: Arc::new(Semaphore::new(1)),
             policy: config.retry.policy(),
             metrics: Arc::new(Metrics::new()),
+            isolation: config.sdk_isolation,
         }))
     }
 }
@@ -142,6 +144,11 @@ impl<S> Core<S> {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Whether the library runs in this process, where a crash of it kills the process.
+    pub fn sdk_in_process(&self) -> bool {
+        self.isolation == Isolation::InProcess
     }
 
     /// Closes idle SDK pools every second until `shutdown` fires.

@@ -58,7 +58,7 @@ impl AmqpJob {
             .publisher
             .publish_until_confirmed(exchange, routing_key, body, properties, &self.session)
             .await;
-        if let Err(PublishError::Broker(_)) = &published {
+        if published.as_ref().is_err_and(PublishError::ends_session) {
             self.session.cancel();
         }
         published
@@ -155,7 +155,7 @@ impl JobTransport for AmqpJob {
                     if self.delivered.reply_to_only
                         && !matches!(err, PublishError::Returned { .. }) =>
                 {
-                    if let PublishError::Broker(_) = err {
+                    if err.ends_session() {
                         self.session.cancel();
                     }
                     return Err(err);

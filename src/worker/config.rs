@@ -12,13 +12,22 @@ use crate::job::retry::RetryPolicy;
 /// The broker a command talks to ([`super::connection::Broker`] reads the files).
 #[derive(Clone, Args)]
 pub struct AmqpArgs {
-    /// The broker, amqp:// or amqps://.
+    /// The broker, amqp:// or amqps://; a cluster's nodes comma-separated (same user and
+    /// vhost), tried in a shuffled order at every connect.
     #[arg(
         long,
         env = "WECOM_AMQP_URL",
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
     pub amqp_url: String,
+    /// Seconds between AMQP heartbeats (a URL's own `?heartbeat=` wins): a dead or frozen node
+    /// is noticed after about twice this.
+    #[arg(long, env = "WECOM_AMQP_HEARTBEAT_SECS", default_value_t = 5)]
+    pub amqp_heartbeat_secs: u16,
+    /// Seconds a publish may wait for the broker's confirm; then the session ends (its jobs are
+    /// released to the broker) and the worker connects again, to another node if need be.
+    #[arg(long, env = "WECOM_AMQP_CONFIRM_TIMEOUT_SECS", default_value_t = 15)]
+    pub amqp_confirm_timeout_secs: u64,
     /// PEM certificates trusted for an amqps:// broker, besides the system's.
     #[arg(long, env = "WECOM_AMQP_CA_FILE")]
     pub amqp_ca_file: Option<PathBuf>,

@@ -1,5 +1,8 @@
-//! Connecting to the broker: the URL from [`AmqpArgs`] and, for `amqps://`, the certificates
-//! that are trusted besides the system's and the client certificate the worker shows.
+//! Connecting to the broker: the URLs from [`AmqpArgs`] (one, or a cluster's nodes), tried in
+//! a shuffled order at every connect so that a node that is down is skipped at once and the
+//! workers spread over the others; the heartbeat that notices a dead or frozen node within
+//! seconds; the publish confirm timeout; and, for `amqps://`, the certificates that are trusted
+//! besides the system's and the client certificate the worker shows.
 //!
 //! A [`Broker`] is built once at start, so that a malformed URL, or a missing or malformed
 //! certificate file, stops the command at once (with the file's path, never the URL), instead of
@@ -10,6 +13,7 @@
 //! connection anyway).
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
@@ -18,23 +22,65 @@ use lapin::{Connection, ConnectionProperties, DefaultConnectionBuilder};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use rand::seq::SliceRandom;
+
 use super::config::AmqpArgs;
+use super::publisher::Publisher;
 use super::signing::HeaderKey;
+
+/// How long a TCP and AMQP handshake with one node may take before the next one is tried.
+const CONNECT_TIMEOUT_MS: u64 = 5_000;
 
 /// Where and how to connect.
 pub struct Broker {
-    uri: AMQPUri,
+    /// The nodes, all with the same scheme, user and vhost (one for a single broker).
+    uris: Vec<AMQPUri>,
     tls: OwnedTLSConfig,
+    confirm_timeout: Duration,
 }
 
 impl Broker {
-    /// Parses the URL and reads and checks the certificate files named in `args`.
+    /// Parses the URLs and reads and checks the certificate files named in `args`.
     pub fn from_args(args: &AmqpArgs) -> anyhow::Result<Self> {
-        // Parsed here rather than at each connection, and with an error of our own: the
-        // parser's error quotes the URL, password included.
-        let uri: AMQPUri = args.amqp_url.parse().map_err(|_| {
-            anyhow::anyhow!("the broker URL is not a valid amqp:// or amqps:// URL")
-        })?;
+        let urls: Vec<&str> = args
+            .amqp_url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .collect();
+        if urls.is_empty() {
+            bail!("no broker URL is given");
+        }
+        let mut uris = Vec::with_capacity(urls.len());
+        for (at, url) in urls.iter().enumerate() {
+            // Parsed here rather than at each connection, and with an error of our own: the
+            // parser's error quotes the URL, password included.
+            let mut uri: AMQPUri = url.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "broker URL {} of {} is not a valid amqp:// or amqps:// URL",
+                    at + 1,
+                    urls.len()
+                )
+            })?;
+            // A URL's own `?heartbeat=` or `?connection_timeout=` wins.
+            uri.query.heartbeat.get_or_insert(args.amqp_heartbeat_secs);
+            uri.query
+                .connection_timeout
+                .get_or_insert(CONNECT_TIMEOUT_MS);
+            uris.push(uri);
+        }
+        let uri = &uris[0];
+        let same_cluster = uris.iter().all(|other| {
+            other.scheme == uri.scheme
+                && other.vhost == uri.vhost
+                && other.authority.userinfo == uri.authority.userinfo
+        });
+        if !same_cluster {
+            bail!(
+                "the broker URLs differ in scheme, user, password or vhost: they must be nodes \
+                 of one cluster"
+            );
+        }
         let wants_tls = args.amqp_ca_file.is_some() || args.amqp_client_cert.is_some();
         if wants_tls && uri.scheme != AMQPScheme::AMQPS {
             // Certificates beside a plain URL would leave the operator believing the traffic
@@ -52,11 +98,12 @@ impl Broker {
             _ => bail!("a client certificate needs its key, and a key its certificate"),
         };
         Ok(Self {
-            uri,
             tls: OwnedTLSConfig {
                 identity,
                 cert_chain,
             },
+            uris,
+            confirm_timeout: Duration::from_secs(args.amqp_confirm_timeout_secs.max(1)),
         })
     }
 
@@ -64,19 +111,44 @@ impl Broker {
     /// broker user, password and vhost (the same for every worker of a deployment, whichever
     /// host each connects to).
     pub fn header_key(&self, explicit: Option<&secrecy::SecretString>) -> HeaderKey {
-        let user = &self.uri.authority.userinfo;
-        HeaderKey::new(explicit, &user.username, &user.password, &self.uri.vhost)
+        let uri = &self.uris[0];
+        let user = &uri.authority.userinfo;
+        HeaderKey::new(explicit, &user.username, &user.password, &uri.vhost)
     }
 
-    /// Opens a connection named `name` (the name shows in the broker's management UI).
+    /// Opens a connection named `name` (the name shows in the broker's management UI) to the
+    /// first node that takes it, the nodes tried in a shuffled order.
     pub async fn connect(&self, name: &str) -> anyhow::Result<Connection> {
-        DefaultConnectionBuilder::new()?
-            .with_uri(self.uri.clone())
-            .with_properties(ConnectionProperties::default().with_connection_name(name.into()))
-            .with_tls_config(self.tls.clone())
-            .connect()
-            .await
-            .with_context(|| format!("cannot connect to the broker ({name})"))
+        let mut nodes: Vec<&AMQPUri> = self.uris.iter().collect();
+        nodes.shuffle(&mut rand::thread_rng());
+        let mut refused = Vec::new();
+        for uri in nodes {
+            let node = format!("{}:{}", uri.authority.host, uri.authority.port);
+            let connected = DefaultConnectionBuilder::new()?
+                .with_uri(uri.clone())
+                .with_properties(ConnectionProperties::default().with_connection_name(name.into()))
+                .with_tls_config(self.tls.clone())
+                .connect()
+                .await;
+            match connected {
+                Ok(connection) => {
+                    if !refused.is_empty() {
+                        tracing::info!(node, skipped = refused.len(), "connected ({name})");
+                    }
+                    return Ok(connection);
+                }
+                Err(err) => refused.push(format!("{node}: {err}")),
+            }
+        }
+        bail!(
+            "cannot connect to the broker ({name}): {}",
+            refused.join("; ")
+        )
+    }
+
+    /// A confirming publisher on `connection`, with this broker's confirm timeout.
+    pub async fn publisher(&self, connection: &Connection) -> lapin::Result<Publisher> {
+        Publisher::open(connection, self.confirm_timeout).await
     }
 }
 

@@ -42,10 +42,13 @@ pub use config::{AmqpArgs, TopologyArgs, WorkerConfig};
 use connection::Broker;
 use delivered::Delivered;
 use handle::handle;
-use publisher::Publisher;
 use signing::HeaderKey;
 
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
+/// Connecting, declaring the topology and opening the channels of a session.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Closing a session's connections.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the worker with `core` until `shutdown` is cancelled.
 pub async fn run(
@@ -151,11 +154,13 @@ async fn session(
         channel
             .basic_qos(config.prefetch, BasicQosOptions::default())
             .await?;
-        let publisher = Publisher::open(&publisher_conn).await?;
+        let publisher = broker.publisher(&publisher_conn).await?;
         anyhow::Ok((consumer_conn, publisher_conn, channel, publisher))
     };
+    // A node that froze mid-setup must not hold the worker.
+    let setup = tokio::time::timeout(SETUP_TIMEOUT, setup);
     let (consumer_conn, publisher_conn, channel, publisher) = tokio::select! {
-        setup = setup => setup?,
+        setup = setup => setup.map_err(|_| anyhow::anyhow!("the broker did not answer the session's setup within {SETUP_TIMEOUT:?}"))??,
         _ = shutdown.cancelled() => return Ok(()),
     };
     // Fired when the session is lost or a drain runs out of time: the jobs stop at their next
@@ -225,13 +230,17 @@ async fn session(
             }
             None => break Err(anyhow::anyhow!("no consumer left")),
         };
-        // A redelivered job may be one that killed a worker (the SDK aborts on some inputs): it
-        // runs alone, so it cannot take other jobs down with it again. It waits for every permit;
-        // the semaphore is fair, so the jobs after it wait for it, and nothing holds a permit
-        // while waiting for more (no deadlock). A delivery at the limit is not run (only
-        // failed, see `handle`), so it needs no more than its own permit.
+        // With the library in this process, a redelivered job may be one that killed a worker
+        // (the SDK aborts on some inputs): it runs alone, so it cannot take other jobs down with
+        // it again. It waits for every permit; the semaphore is fair, so the jobs after it wait
+        // for it, and nothing holds a permit while waiting for more (no deadlock). With SDK
+        // hosts an SDK crash costs a host, never the worker: a redelivery is then a lost
+        // broker node's or a stopped worker's, innocent, and runs beside the others, so a node
+        // failure does not slow every worker to one job at a time. A delivery at the limit is
+        // not run (only failed, see `handle`), so it needs no more than its own permit.
         let delivered = Delivered::read(&delivery, kind, header_key);
-        let wanted = if delivered.redelivered && !delivered.is_last(delivery_limit) {
+        let may_have_crashed = delivered.redelivered && core.sdk_in_process();
+        let wanted = if may_have_crashed && !delivered.is_last(delivery_limit) {
             concurrency as u32
         } else {
             1
@@ -291,8 +300,11 @@ async fn session(
     // under way is not waited for.
     session.cancel();
     while jobs.join_next().await.is_some() {}
-    let _ = publisher_conn.close(200, "worker stopping".into()).await;
-    let _ = consumer_conn.close(200, "worker stopping".into()).await;
+    // A frozen node does not answer a close either.
+    for connection in [&publisher_conn, &consumer_conn] {
+        let closing = connection.close(200, "worker stopping".into());
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
+    }
     ended
 }
 

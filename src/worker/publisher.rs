@@ -20,6 +20,16 @@ pub enum PublishError {
     Broker(#[from] lapin::Error),
     #[error("gave up publishing: the worker is stopping or its broker session ended")]
     Stopped,
+    #[error("the broker did not confirm within {0:?}: its node may be down or frozen")]
+    ConfirmTimedOut(Duration),
+}
+
+impl PublishError {
+    /// Whether the session that published is done for: its connection or channel failed, or
+    /// its node does not answer.
+    pub fn ends_session(&self) -> bool {
+        matches!(self, Self::Broker(_) | Self::ConfirmTimedOut(_))
+    }
 }
 
 /// How many times an unroutable message is tried again: a missing queue may be on its way
@@ -36,15 +46,20 @@ const CONFIRM_GRACE: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct Publisher {
     channel: Channel,
+    /// How long a publish waits for its confirm ([`PublishError::ConfirmTimedOut`]).
+    confirm_timeout: Duration,
 }
 
 impl Publisher {
-    pub async fn open(connection: &Connection) -> lapin::Result<Self> {
+    pub async fn open(connection: &Connection, confirm_timeout: Duration) -> lapin::Result<Self> {
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        Ok(Self { channel })
+        Ok(Self {
+            channel,
+            confirm_timeout,
+        })
     }
 
     /// Publishes one message and waits for its confirm.
@@ -55,20 +70,24 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
-        let confirm = self
-            .channel
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                body,
-                properties,
-            )
-            .await?
-            .await?;
+        let confirmed = async {
+            self.channel
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    body,
+                    properties,
+                )
+                .await?
+                .await
+        };
+        let confirm = tokio::time::timeout(self.confirm_timeout, confirmed)
+            .await
+            .map_err(|_| PublishError::ConfirmTimedOut(self.confirm_timeout))??;
         if !confirm.is_ack() {
             return Err(PublishError::Nacked);
         }
@@ -109,7 +128,9 @@ impl Publisher {
             };
             match attempt {
                 Ok(()) => return Ok(()),
-                Err(err @ (PublishError::Broker(_) | PublishError::Stopped)) => return Err(err),
+                Err(err) if err.ends_session() || matches!(err, PublishError::Stopped) => {
+                    return Err(err)
+                }
                 Err(err @ PublishError::Returned { .. }) if returned + 1 >= RETURNED_TRIES => {
                     return Err(err)
                 }

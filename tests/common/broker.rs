@@ -169,7 +169,12 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(vhost: &Vhost) -> Self {
-        let connection = Connection::connect(&vhost.url(), ConnectionProperties::default())
+        Self::connect_url(&vhost.url()).await
+    }
+
+    /// A client of the broker at `url` (a test cluster's node, say).
+    pub async fn connect_url(url: &str) -> Self {
+        let connection = Connection::connect(url, ConnectionProperties::default())
             .await
             .expect("the broker answers");
         let channel = connection.create_channel().await.unwrap();

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod broker;
+pub mod cluster;
 pub mod gateway;
 pub mod http;
 pub mod real_sdk;
