@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use common::broker::{Client, Vhost, Worker};
+use common::cluster::Cluster;
 use common::{default_config, Emulator, CORPID, SECRET};
 
 /// How long a scenario waits for its jobs to end: generous, and growing with the count.
@@ -421,39 +422,36 @@ async fn results_cannot_be_published() {
     assert_eq!(tally.ok, count, "{tally:?}");
 }
 
-/// Scenario 1: the broker application is stopped and started twice while jobs flow, and all
-/// connections are force-closed once; workers reconnect on their own and nothing is lost.
+/// Scenario 1: the broker is stopped and started twice while jobs flow, and all connections
+/// are force-closed once; workers reconnect on their own and nothing is lost. The broker is a
+/// node of the test's own: the machine's default node is never stopped.
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_restarts() {
+    let broker = Cluster::start(1);
+    let url = broker.url(0);
     let mut config = default_config();
     config.corps[0].faults.get_chat_data.latency_ms = 20;
-    let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
+    let emulator = Emulator::with_config(&config);
     let _workers: Vec<Worker> = (0..2)
-        .map(|_| Worker::start(&vhost, &emulator, &[]))
+        .map(|_| Worker::start_url(&url, &emulator, &[], &[]))
         .collect();
     let count = job_count(300);
     let jobs: Vec<(&str, Value)> = (0..count)
         .map(|n| ("fetch-chatdata", chat_job(&format!("b-{n}"))))
         .collect();
     let ids = {
-        let client = Client::connect(&vhost).await;
+        let client = Client::connect_url(&url).await;
         publish_all(&client, &jobs).await
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
-    rabbitmqctl(&[
-        "close_all_connections",
-        "--vhost",
-        &vhost.name,
-        "fault suite: forced close",
-    ]);
+    broker.ctl(0, &["close_all_connections", "fault suite: forced close"]);
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        rabbitmqctl(&["stop_app"]);
+        broker.stop_node(0);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        rabbitmqctl(&["start_app"]);
-        rabbitmqctl(&["await_startup"]);
+        broker.start_node(0);
     }
-    let client = Client::connect(&vhost).await;
+    let client = Client::connect_url(&url).await;
     let tally = collect(&client, &ids, patience(count)).await;
     tally.print("broker-restart");
     assert_eq!(tally.lost, 0, "{tally:?}");

@@ -96,6 +96,11 @@ impl Worker {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_url(&vhost.url(), emulator, extra, env)
+    }
+
+    /// As [`Worker::start_with_env`], against the broker (or nodes) of `url`.
+    pub fn start_url(url: &str, emulator: &Emulator, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let media_dir = emulator.dir.path().join("media");
         let log = emulator
             .dir
@@ -110,7 +115,7 @@ impl Worker {
             .env("WECOM_RETRY_DELAYS", "1,2")
             .env("WECOM_MAX_ATTEMPTS", "3")
             .env("WECOM_MEDIA_DIR", &media_dir)
-            .env("WECOM_AMQP_URL", vhost.url())
+            .env("WECOM_AMQP_URL", url)
             .env("RUST_LOG", "wecom_archive=debug")
             .envs(emulator.env())
             .envs(env.iter().copied())

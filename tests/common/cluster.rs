@@ -67,7 +67,9 @@ impl Cluster {
             .map(|i| {
                 let node_dir = dir.path().join(format!("node{i}"));
                 std::fs::create_dir_all(&node_dir).unwrap();
-                std::fs::write(node_dir.join("rabbitmq.conf"), "loopback_users = none\n").unwrap();
+                // As production clusters should: a partitioned minority pauses.
+                let conf = "loopback_users = none\ncluster_partition_handling = pause_minority\n";
+                std::fs::write(node_dir.join("rabbitmq.conf"), conf).unwrap();
                 std::fs::write(node_dir.join("rabbitmq-env.conf"), "").unwrap();
                 std::fs::write(node_dir.join("enabled_plugins"), "[].\n").unwrap();
                 Node {
@@ -168,6 +170,14 @@ impl Cluster {
     /// A clean stop of node `node`.
     pub fn stop_node(&self, node: usize) {
         self.ctl(node, &["stop"]);
+    }
+
+    /// Every node's URL, comma-separated, as `WECOM_AMQP_URL` takes a cluster.
+    pub fn urls(&self) -> String {
+        (0..self.nodes.len())
+            .map(|node| self.url(node))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f` of node `node`.
