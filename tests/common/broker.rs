@@ -179,18 +179,21 @@ impl Client {
 
     /// A client of the broker at `url` (a test cluster's node, say).
     pub async fn connect_url(url: &str) -> Self {
-        let connection = Connection::connect(url, ConnectionProperties::default())
+        Self::try_connect_url(url)
             .await
-            .expect("the broker answers");
-        let channel = connection.create_channel().await.unwrap();
+            .expect("the broker answers")
+    }
+
+    pub async fn try_connect_url(url: &str) -> lapin::Result<Self> {
+        let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
-        Self {
+            .await?;
+        Ok(Self {
             connection,
             channel,
-        }
+        })
     }
 
     /// Publishes a job body to the jobs exchange and waits for the confirm.
@@ -226,18 +229,27 @@ impl Client {
 
     /// Takes (and acks) up to `count` messages from `queue`, waiting up to `timeout` for them.
     pub async fn take(&self, queue: &str, count: usize, timeout: Duration) -> Vec<Received> {
+        self.try_take(queue, count, timeout).await.unwrap()
+    }
+
+    /// As [`Client::take`], with the broker's errors (a node down) for the caller to handle.
+    pub async fn try_take(
+        &self,
+        queue: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> lapin::Result<Vec<Received>> {
         let deadline = Instant::now() + timeout;
         let mut got = Vec::new();
         while got.len() < count && Instant::now() < deadline {
             match self
                 .channel
                 .basic_get(queue.into(), BasicGetOptions::default())
-                .await
-                .unwrap()
+                .await?
             {
                 Some(message) => {
                     let delivery = message.delivery;
-                    delivery.ack(BasicAckOptions::default()).await.unwrap();
+                    delivery.ack(BasicAckOptions::default()).await?;
                     got.push(Received {
                         body: serde_json::from_slice(&delivery.data).unwrap_or(Value::Null),
                         raw: delivery.data,
@@ -247,7 +259,7 @@ impl Client {
                 None => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
-        got
+        Ok(got)
     }
 
     /// How many messages `queue` holds now.
