@@ -13,6 +13,7 @@
 //! connection anyway).
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -29,7 +30,7 @@ use super::publisher::Publisher;
 use super::signing::HeaderKey;
 
 /// How long a TCP and AMQP handshake with one node may take before the next one is tried.
-const CONNECT_TIMEOUT_MS: u64 = 5_000;
+const CONNECT_TIMEOUT_MS: u64 = 3_000;
 
 /// Where and how to connect.
 pub struct Broker {
@@ -37,6 +38,14 @@ pub struct Broker {
     uris: Vec<AMQPUri>,
     tls: OwnedTLSConfig,
     confirm_timeout: Duration,
+    /// The node of the last connection made, and one to try last (it failed a session).
+    nodes_seen: Mutex<NodesSeen>,
+}
+
+#[derive(Default)]
+struct NodesSeen {
+    last_connected: Option<usize>,
+    demoted: Option<usize>,
 }
 
 impl Broker {
@@ -104,6 +113,7 @@ impl Broker {
             },
             uris,
             confirm_timeout: Duration::from_secs(args.amqp_confirm_timeout_secs.max(1)),
+            nodes_seen: Mutex::default(),
         })
     }
 
@@ -119,10 +129,18 @@ impl Broker {
     /// Opens a connection named `name` (the name shows in the broker's management UI) to the
     /// first node that takes it, the nodes tried in a shuffled order.
     pub async fn connect(&self, name: &str) -> anyhow::Result<Connection> {
-        let mut nodes: Vec<&AMQPUri> = self.uris.iter().collect();
+        let mut nodes: Vec<usize> = (0..self.uris.len()).collect();
         nodes.shuffle(&mut rand::thread_rng());
+        let (last, demoted) = {
+            let seen = self.nodes_seen.lock().expect("not poisoned");
+            (seen.last_connected, seen.demoted)
+        };
+        // A node that failed a session goes last (a frozen one still takes TCP); otherwise the
+        // node of the last connection goes first, so that a session's connections share a node.
+        nodes.sort_by_key(|&node| (Some(node) == demoted, Some(node) != last));
         let mut refused = Vec::new();
-        for uri in nodes {
+        for at in nodes {
+            let uri = &self.uris[at];
             let node = format!("{}:{}", uri.authority.host, uri.authority.port);
             let connected = DefaultConnectionBuilder::new()?
                 .with_uri(uri.clone())
@@ -132,6 +150,7 @@ impl Broker {
                 .await;
             match connected {
                 Ok(connection) => {
+                    self.nodes_seen.lock().expect("not poisoned").last_connected = Some(at);
                     if !refused.is_empty() {
                         tracing::info!(node, skipped = refused.len(), "connected ({name})");
                     }
@@ -144,6 +163,13 @@ impl Broker {
             "cannot connect to the broker ({name}): {}",
             refused.join("; ")
         )
+    }
+
+    /// Makes the node of the last connection the one tried last from now on (until another
+    /// is demoted): it failed a session.
+    pub fn demote_last_node(&self) {
+        let mut seen = self.nodes_seen.lock().expect("not poisoned");
+        seen.demoted = seen.last_connected;
     }
 
     /// A confirming publisher on `connection`, with this broker's confirm timeout.

@@ -17,6 +17,7 @@ pub mod connection;
 pub mod delivered;
 pub mod handle;
 pub mod headers;
+pub mod liveness;
 pub mod malformed;
 pub mod publisher;
 pub mod signing;
@@ -24,7 +25,7 @@ pub mod topology;
 pub mod transport;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{BoxStream, SelectAll, StreamExt};
 use lapin::message::Delivery;
@@ -48,7 +49,7 @@ const FIRST_PAUSE: Duration = Duration::from_millis(500);
 /// Connecting, declaring the topology and opening the channels of a session.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Closing a session's connections.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs the worker with `core` until `shutdown` is cancelled.
 pub async fn run(
@@ -84,7 +85,10 @@ pub async fn run(
             endpoints_stop.clone(),
         ));
     }
-    let mut pause = FIRST_PAUSE;
+    let mut between = BetweenSessions {
+        pause: FIRST_PAUSE,
+        declared: false,
+    };
     loop {
         let ended = session(
             &broker,
@@ -93,7 +97,7 @@ pub async fn run(
             &header_key,
             &readiness,
             &shutdown,
-            &mut pause,
+            &mut between,
         )
         .await;
         readiness.set(false);
@@ -106,12 +110,13 @@ pub async fn run(
             }
             Err(err) => {
                 core.metrics().broker_reconnecting();
+                let pause = between.pause;
                 tracing::warn!(error = %format!("{err:#}"), "broker session ended; reconnecting in {pause:?}");
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = shutdown.cancelled() => return Ok(()),
                 }
-                pause = (pause * 2).min(Duration::from_secs(30));
+                between.pause = (pause * 2).min(Duration::from_secs(30));
             }
         }
     }
@@ -125,6 +130,13 @@ pub fn refresh_gauges(core: &Arc<Core>) -> Arc<dyn Fn(&Metrics) + Send + Sync> {
             metrics.set_sdk_pools_open(core.open_pools());
         }
     })
+}
+
+/// What one broker session leaves the next: the pause before reconnecting (it grows while
+/// sessions fail to start) and whether the topology was declared.
+struct BetweenSessions {
+    pause: Duration,
+    declared: bool,
 }
 
 /// A delivery, or the end of a consumer (`None`: the broker cancelled it).
@@ -141,14 +153,18 @@ async fn session(
     header_key: &Arc<HeaderKey>,
     readiness: &Readiness,
     shutdown: &CancellationToken,
-    pause: &mut Duration,
+    between: &mut BetweenSessions,
 ) -> anyhow::Result<()> {
     let setup = async {
         let consumer_conn = broker.connect("wecom-archive worker (consume)").await?;
         let publisher_conn = broker.connect("wecom-archive worker (publish)").await?;
         let channel = consumer_conn.create_channel().await?;
-        if !config.no_declare {
+        // Declared at the first session; after that only when the queues are gone (a vhost
+        // made anew): a declare waits for every node of a cluster, a frozen one included.
+        let needed = !between.declared || !topology::job_queues_exist(&consumer_conn).await?;
+        if !config.no_declare && needed {
             topology::declare(&channel, &config.topology.spec(core.policy())).await?;
+            between.declared = true;
         }
         // Per consumer (quorum queues refuse a channel-wide prefetch): each job queue gets this many.
         channel
@@ -196,10 +212,11 @@ async fn session(
     );
     readiness.set(true);
     core.metrics().set_broker_connected(true);
-    *pause = FIRST_PAUSE;
+    between.pause = FIRST_PAUSE;
     let concurrency = config.concurrency.max(1);
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut health = tokio::time::interval(Duration::from_secs(2));
+    let mut last_delivery = Instant::now();
     let mut jobs = JoinSet::new();
     let ended = loop {
         // The loop holds no permit while it waits for a delivery: a job waiting for every
@@ -214,9 +231,14 @@ async fn session(
                 if !consumer_conn.status().connected() || !publisher_conn.status().connected() {
                     break Err(anyhow::anyhow!("a broker connection is closed"));
                 }
+                let slots_free = permits.available_permits() > 0;
+                if let Err(err) = liveness::probe(&channel, last_delivery, slots_free).await {
+                    break Err(err);
+                }
                 continue;
             }
         };
+        last_delivery = Instant::now();
         let (kind, delivery) = match next {
             Some((kind, Some(Ok(delivery)))) => (kind, delivery),
             Some((_, Some(Err(err)))) => {
@@ -301,9 +323,14 @@ async fn session(
     session.cancel();
     while jobs.join_next().await.is_some() {}
     // A frozen node does not answer a close either.
-    for connection in [&publisher_conn, &consumer_conn] {
-        let closing = connection.close(200, "worker stopping".into());
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
+    let closing = futures_util::future::join(
+        publisher_conn.close(200, "worker stopping".into()),
+        consumer_conn.close(200, "worker stopping".into()),
+    );
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
+    if ended.is_err() {
+        // A node that failed the session is tried last next time.
+        broker.demote_last_node();
     }
     ended
 }

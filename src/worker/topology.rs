@@ -119,6 +119,27 @@ async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> lapi
         .await
 }
 
+/// Whether the job queues are there, asked on a channel of its own (a passive declare of a
+/// missing queue closes its channel). A read: unlike a declare, it does not wait for every
+/// node of a cluster, so a reconnecting worker is not held by a node that froze.
+pub async fn job_queues_exist(connection: &lapin::Connection) -> lapin::Result<bool> {
+    let channel = connection.create_channel().await?;
+    for kind in JobKind::ALL {
+        let passive = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..lapin::options::QueueDeclareOptions::default()
+        };
+        let checked = channel
+            .queue_declare(job_queue(kind).into(), passive, FieldTable::default())
+            .await;
+        if checked.is_err() {
+            return Ok(false);
+        }
+    }
+    let _ = channel.close(200, "checked".into()).await;
+    Ok(true)
+}
+
 /// Declares everything; declaring again with the same spec changes nothing.
 pub async fn declare(channel: &Channel, spec: &TopologySpec) -> lapin::Result<()> {
     for exchange in [JOBS_EXCHANGE, DEAD_EXCHANGE, RESULTS_EXCHANGE] {

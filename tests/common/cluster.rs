@@ -71,6 +71,13 @@ impl Cluster {
                 let conf = "loopback_users = none\ncluster_partition_handling = pause_minority\n";
                 std::fs::write(node_dir.join("rabbitmq.conf"), conf).unwrap();
                 std::fs::write(node_dir.join("rabbitmq-env.conf"), "").unwrap();
+                // A frozen node blocks new connections to every node until the others take it
+                // for down, after about net_ticktime (60 s by default): 6 s bounds that here.
+                std::fs::write(
+                    node_dir.join("advanced.config"),
+                    "[{kernel, [{net_ticktime, 6}]}].\n",
+                )
+                .unwrap();
                 std::fs::write(node_dir.join("enabled_plugins"), "[].\n").unwrap();
                 Node {
                     name: format!("rabbitc{i}-{tag}@localhost"),
@@ -170,6 +177,30 @@ impl Cluster {
     /// A clean stop of node `node`.
     pub fn stop_node(&self, node: usize) {
         self.ctl(node, &["stop"]);
+    }
+
+    /// The nodes (by index) that hold a connection named `name` now, as node `asked` sees the
+    /// cluster.
+    pub fn nodes_with_connection(&self, asked: usize, name: &str) -> Vec<usize> {
+        let listed = self.ctl(
+            asked,
+            &[
+                "list_connections",
+                "port",
+                "client_properties",
+                "--no-table-headers",
+            ],
+        );
+        let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+        let mut nodes: Vec<usize> = text
+            .lines()
+            .filter(|line| line.contains(name))
+            .filter_map(|line| line.split_whitespace().next()?.parse::<u16>().ok())
+            .filter_map(|port| self.nodes.iter().position(|node| node.port == port))
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
     }
 
     /// Every node's URL, comma-separated, as `WECOM_AMQP_URL` takes a cluster.
