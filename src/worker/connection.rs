@@ -64,12 +64,12 @@ impl Broker {
         for (at, url) in urls.iter().enumerate() {
             // Parsed here rather than at each connection, and with an error of our own: the
             // parser's error quotes the URL, password included.
-            let mut uri: AMQPUri = url.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "broker URL {} of {} is not a valid amqp:// or amqps:// URL",
-                    at + 1,
-                    urls.len()
-                )
+            let mut uri: AMQPUri = url.parse().map_err(|_| match urls.len() {
+                1 => anyhow::anyhow!("the broker URL is not a valid amqp:// or amqps:// URL"),
+                n => anyhow::anyhow!(
+                    "broker URL {} of {n} is not a valid amqp:// or amqps:// URL",
+                    at + 1
+                ),
             })?;
             // A URL's own `?heartbeat=` or `?connection_timeout=` wins.
             uri.query.heartbeat.get_or_insert(args.amqp_heartbeat_secs);
