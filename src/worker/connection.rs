@@ -205,3 +205,49 @@ fn read_identity(cert: &Path, key: &Path) -> anyhow::Result<OwnedIdentity> {
         key: key_pem,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(urls: &str) -> AmqpArgs {
+        AmqpArgs {
+            amqp_url: urls.to_owned(),
+            amqp_heartbeat_secs: 5,
+            amqp_confirm_timeout_secs: 15,
+            amqp_ca_file: None,
+            amqp_client_cert: None,
+            amqp_client_key: None,
+        }
+    }
+
+    #[test]
+    fn a_list_of_nodes_must_be_one_cluster_and_gets_the_heartbeat() {
+        let broker = Broker::from_args(&args(
+            "amqp://u:p@a:5672/v, amqp://u:p@b:5673/v,amqp://u:p@c:5674/v?heartbeat=30",
+        ))
+        .unwrap();
+        let heartbeats: Vec<_> = broker.uris.iter().map(|u| u.query.heartbeat).collect();
+        assert_eq!(heartbeats, [Some(5), Some(5), Some(30)]);
+        for other in [
+            "amqp://u:p@a/v,amqp://u:p@b/w",
+            "amqp://u:p@a/v,amqp://x:p@b/v",
+            "amqp://u:p@a/v,amqps://u:p@b/v",
+        ] {
+            let err = Broker::from_args(&args(other))
+                .err()
+                .expect(other)
+                .to_string();
+            assert!(err.contains("nodes of one cluster"), "{err}");
+            assert!(!err.contains(":p@"), "the password stays out: {err}");
+        }
+        let err = Broker::from_args(&args("amqp://u:secret@a/v,nonsense"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("URL 2 of 2") && !err.contains("secret"),
+            "{err}"
+        );
+    }
+}

@@ -15,7 +15,7 @@ use super::topology;
 use crate::job::JobKind;
 
 /// How long the broker may take to answer the probe.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(4);
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long a consumer with free slots may receive nothing while its queues hold jobs.
 pub const QUIET_WITH_BACKLOG: Duration = Duration::from_secs(15);

@@ -49,7 +49,7 @@ const FIRST_PAUSE: Duration = Duration::from_millis(500);
 /// Connecting, declaring the topology and opening the channels of a session.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Closing a session's connections.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+const CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Runs the worker with `core` until `shutdown` is cancelled.
 pub async fn run(
