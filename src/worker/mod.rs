@@ -48,6 +48,9 @@ use signing::HeaderKey;
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
 /// Connecting, declaring the topology and opening the channels of a session.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a session checks its connections and asks the broker for its queues' depth
+/// ([`liveness`]).
+const HEALTH_TICK: Duration = Duration::from_secs(1);
 /// Closing a session's connections.
 const CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -215,7 +218,7 @@ async fn session(
     between.pause = FIRST_PAUSE;
     let concurrency = config.concurrency.max(1);
     let permits = Arc::new(Semaphore::new(concurrency));
-    let mut health = tokio::time::interval(Duration::from_secs(2));
+    let mut health = tokio::time::interval(HEALTH_TICK);
     let mut last_delivery = Instant::now();
     let mut jobs = JoinSet::new();
     let ended = loop {
