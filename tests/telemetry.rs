@@ -31,14 +31,6 @@ fn metrics_address(worker: &Worker) -> String {
         .to_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Debian's Prometheus, scraping `target` every second, its data in `dir`.
 struct Prometheus {
     child: Child,
@@ -56,7 +48,7 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let address = format!("127.0.0.1:{}", free_port());
+        let address = format!("127.0.0.1:{}", common::free_port());
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(

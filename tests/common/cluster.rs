@@ -24,14 +24,6 @@ fn sbin() -> PathBuf {
     server.join("sbin")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub struct Node {
     pub name: String,
     pub port: u16,
@@ -42,7 +34,8 @@ pub struct Node {
 pub struct Cluster {
     pub nodes: Vec<Node>,
     dir: tempfile::TempDir,
-    ctl_ports: (u16, u16),
+    /// The first of the ports the CLI tools of these nodes may use.
+    ctl_port: u16,
 }
 
 impl Cluster {
@@ -81,17 +74,16 @@ impl Cluster {
                 std::fs::write(node_dir.join("enabled_plugins"), "[].\n").unwrap();
                 Node {
                     name: format!("rabbitc{i}-{tag}@localhost"),
-                    port: free_port(),
-                    dist_port: free_port(),
+                    port: super::free_port(),
+                    dist_port: super::free_port(),
                     dir: node_dir,
                 }
             })
             .collect();
-        let first = free_port();
         let cluster = Self {
             nodes,
             dir,
-            ctl_ports: (first, first),
+            ctl_port: super::free_port(),
         };
         for i in 0..count {
             cluster.start_node(i);
@@ -129,12 +121,14 @@ impl Cluster {
             .env("RABBITMQ_CONF_ENV_FILE", at("rabbitmq-env.conf"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", at("enabled_plugins"))
             .env("RABBITMQ_PLUGINS_EXPAND_DIR", at("plugins-expand"))
-            .env("RABBITMQ_CTL_DIST_PORT_MIN", self.ctl_ports.0.to_string())
+            .env("RABBITMQ_CTL_DIST_PORT_MIN", self.ctl_port.to_string())
             .env(
                 "RABBITMQ_CTL_DIST_PORT_MAX",
-                (self.ctl_ports.1 + 10).to_string(),
+                (self.ctl_port + 10).to_string(),
             )
-            .env("ERL_EPMD_ADDRESS", "127.0.0.1");
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            // A node that fails to start writes its crash dump here, not where the test runs.
+            .env("ERL_CRASH_DUMP", at("erl_crash.dump"));
         command
     }
 

@@ -25,6 +25,15 @@ use wecom_archive::sdk::{FinanceSdk, SdkHandle};
 pub const CORPID: &str = "ww-emulator";
 pub const SECRET: &str = "emulator-secret";
 
+/// A loopback port free a moment ago, for a server that cannot pick its own.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// `target/<profile>`, where cargo left the emulator library and the binary.
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its path");
