@@ -197,12 +197,7 @@ fn gateway_chat(name: &str, path: &str, messages: u64, rsa_limit: f64) -> f64 {
     while fetched < messages {
         let body = inline_job(json!({"seq": seq, "limit": 1000}));
         let answer = gateway.request("GET", path, &[], body.to_string().as_bytes());
-        assert_eq!(
-            answer.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&answer.body)
-        );
+        answer.assert_status(200);
         let answer = answer.json();
         let items = match answer.as_array() {
             Some(list) => list.iter().collect::<Vec<_>>(),
@@ -233,12 +228,7 @@ fn gateway_media(name: &str, path: &str, size: u64) -> f64 {
     let start = Instant::now();
     let answer = gateway.request("GET", path, &[], body.to_string().as_bytes());
     let seconds = start.elapsed().as_secs_f64();
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body[..200.min(answer.body.len())])
-    );
+    answer.assert_status(200);
     let answer_bytes = answer.body.len();
     let rate = size as f64 / seconds;
     let peak = tree_memory_kib(gateway.child.id(), "VmHWM:");
@@ -432,14 +422,7 @@ struct Scraper {
 
 impl Scraper {
     fn start(worker: &Worker) -> Self {
-        worker.wait_for_log("metrics and health on http://", Duration::from_secs(10));
-        let address = worker
-            .log_text()
-            .lines()
-            .find_map(|line| line.split("metrics and health on http://").nth(1))
-            .unwrap()
-            .trim()
-            .to_owned();
+        let address = worker.logged_address("metrics and health on http://");
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = std::sync::Arc::clone(&stop);
         let thread = std::thread::spawn(move || {

@@ -21,14 +21,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// The worker's metrics address, from its log.
 fn metrics_address(worker: &Worker) -> String {
-    worker.wait_for_log("metrics and health on http://", Duration::from_secs(10));
-    worker
-        .log_text()
-        .lines()
-        .find_map(|line| line.split("metrics and health on http://").nth(1))
-        .unwrap()
-        .trim()
-        .to_owned()
+    worker.logged_address("metrics and health on http://")
 }
 
 /// Debian's Prometheus, scraping `target` every second, its data in `dir`.

@@ -9,7 +9,7 @@ use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, Conf
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::Value;
 
-use super::Emulator;
+use super::{service, Emulator};
 
 fn rabbitmqctl(args: &[&str]) {
     let status = Command::new("rabbitmqctl")
@@ -101,51 +101,31 @@ impl Worker {
 
     /// As [`Worker::start_with_env`], against the broker (or nodes) of `url`.
     pub fn start_url(url: &str, emulator: &Emulator, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let media_dir = emulator.dir.path().join("media");
-        let log = emulator
-            .dir
-            .path()
-            .join(format!("worker-{}.log", uuid::Uuid::new_v4()));
-        let child = Command::new(super::cli())
-            .arg("worker")
-            .arg("--lib")
-            .arg(super::emulator_lib())
-            .args(extra)
-            // Short retries by default; arguments in `extra` override these.
-            .env("WECOM_RETRY_DELAYS", "1,2")
-            .env("WECOM_MAX_ATTEMPTS", "3")
-            .env("WECOM_MEDIA_DIR", &media_dir)
-            .env("WECOM_AMQP_URL", url)
-            .env("RUST_LOG", "wecom_archive=debug")
-            .envs(emulator.env())
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("the worker starts");
+        let env: Vec<(&str, &str)> = [("WECOM_AMQP_URL", url)]
+            .into_iter()
+            .chain(env.iter().copied())
+            .collect();
+        let (child, log) = service::spawn("worker", emulator, extra, &env);
         let worker = Self {
             child,
             log,
-            media_dir,
+            media_dir: emulator.dir.path().join("media"),
         };
         worker.wait_for_log("consuming", Duration::from_secs(20));
         worker
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        service::log_text(&self.log)
     }
 
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.log_text().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "the worker never logged {needle:?}:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        service::wait_for_log(&self.log, needle, timeout);
+    }
+
+    /// The address it logged after `prefix` (its metrics listener's, say), once it has.
+    pub fn logged_address(&self, prefix: &str) -> String {
+        service::address_in_log(&self.log, prefix, Duration::from_secs(10))
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -17,6 +17,13 @@ impl Answer {
             .unwrap_or_else(|err| panic!("{err}: {}", String::from_utf8_lossy(&self.body)))
     }
 
+    /// Panics, with the start of the body, unless the status is `status`.
+    pub fn assert_status(&self, status: u16) -> &Self {
+        let start = &self.body[..self.body.len().min(2000)];
+        assert_eq!(self.status, status, "{}", String::from_utf8_lossy(start));
+        self
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

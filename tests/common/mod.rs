@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod http;
 pub mod real_sdk;
 pub mod schemas;
+pub mod service;
 pub mod tls;
 
 use std::path::{Path, PathBuf};
