@@ -143,30 +143,31 @@ pub fn run_worker(command: WorkerCommand) -> anyhow::Result<ExitCode> {
     let WorkerCommand { core, worker } = command;
     let core = Core::build(&core)?;
     let runtime = runtime()?;
-    let ran = runtime.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let signal = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("signal received: draining");
-            signal.cancel();
-        });
-        worker::run(core, worker, shutdown).await
-    });
+    let ran =
+        runtime.block_on(async move { worker::run(core, worker, cancelled_on_signal()).await });
     // Dropping the runtime would wait for every blocking thread, an SDK call of a cancelled job
     // included (up to its timeout); the drain timeout must bound the stop instead.
     runtime.shutdown_timeout(ABANDON_SDK_CALLS);
     ran.map(|()| ExitCode::SUCCESS)
 }
 
-pub(super) async fn wait_for_signal() {
+/// A token cancelled at the first SIGTERM or SIGINT: a service's `shutdown`. Call it inside
+/// the runtime, before anything that could wait for a signal.
+pub(super) fn cancelled_on_signal() -> CancellationToken {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler installs");
     let mut int = signal(SignalKind::interrupt()).expect("a SIGINT handler installs");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let shutdown = CancellationToken::new();
+    let cancel = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("signal received: stopping");
+        cancel.cancel();
+    });
+    shutdown
 }
 
 pub fn topology(command: TopologyCommand, out: &mut JsonLines) -> anyhow::Result<ExitCode> {

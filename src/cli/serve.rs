@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use tokio_util::sync::CancellationToken;
 
-use super::broker::{runtime, wait_for_signal, ABANDON_SDK_CALLS};
+use super::broker::{cancelled_on_signal, runtime, ABANDON_SDK_CALLS};
 use super::credentials::read_secret_file;
 use crate::gateway::in_process::InProcess;
 use crate::gateway::runner::Runner;
@@ -33,6 +32,12 @@ pub struct ServeCommand {
     amqp: AmqpArgs,
 }
 
+/// Where the gateway's jobs run, built before the runtime starts.
+enum Jobs {
+    InProcess(Arc<Core>),
+    ViaBroker(Broker),
+}
+
 pub fn run(command: ServeCommand) -> anyhow::Result<ExitCode> {
     let ServeCommand {
         gateway: config,
@@ -46,26 +51,17 @@ pub fn run(command: ServeCommand) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let patience = Duration::from_secs(config.job_timeout_secs.max(1));
     // Everything that can be wrong with the configuration fails here, before the port opens.
-    let in_process = match config.via_broker {
-        true => None,
-        false => Some(Core::build(&core)?),
-    };
-    let broker = match config.via_broker {
-        true => Some(Broker::from_args(&amqp)?),
-        false => None,
+    let jobs = if config.via_broker {
+        Jobs::ViaBroker(Broker::from_args(&amqp)?)
+    } else {
+        Jobs::InProcess(Core::build(&core)?)
     };
     let runtime = runtime()?;
     let ran = runtime.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let signal = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("signal received: stopping");
-            signal.cancel();
-        });
+        let shutdown = cancelled_on_signal();
         let readiness = Arc::new(Readiness::default());
-        let (runner, metrics, refresh) = match (in_process, broker) {
-            (Some(core), _) => {
+        let (runner, metrics, refresh) = match jobs {
+            Jobs::InProcess(core) => {
                 tokio::spawn(Arc::clone(&core).maintain(shutdown.clone()));
                 // The job core here is ready as soon as it is built.
                 readiness.set(true);
@@ -76,7 +72,7 @@ pub fn run(command: ServeCommand) -> anyhow::Result<ExitCode> {
                     refresh,
                 )
             }
-            (None, Some(broker)) => {
+            Jobs::ViaBroker(broker) => {
                 let metrics = Arc::new(Metrics::new());
                 let runner = ViaBroker::start(
                     broker,
@@ -88,7 +84,6 @@ pub fn run(command: ServeCommand) -> anyhow::Result<ExitCode> {
                 let nothing_to_refresh: Arc<dyn Fn(&Metrics) + Send + Sync> = Arc::new(|_| {});
                 (Runner::ViaBroker(runner), metrics, nothing_to_refresh)
             }
-            (None, None) => unreachable!("one of the two is built above"),
         };
         let gateway = Arc::new(Gateway {
             runner,
