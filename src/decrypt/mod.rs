@@ -39,11 +39,11 @@ pub struct Ciphertext {
     pub encrypt_chat_msg: String,
 }
 
-impl From<&EncryptedMessage> for Ciphertext {
-    fn from(message: &EncryptedMessage) -> Self {
+impl From<EncryptedMessage> for Ciphertext {
+    fn from(message: EncryptedMessage) -> Self {
         Self {
-            encrypt_random_key: message.encrypt_random_key.clone(),
-            encrypt_chat_msg: message.encrypt_chat_msg.clone(),
+            encrypt_random_key: message.encrypt_random_key,
+            encrypt_chat_msg: message.encrypt_chat_msg,
         }
     }
 }
@@ -120,9 +120,9 @@ pub struct DecryptedPage {
 }
 
 impl DecryptedPage {
-    /// Gives every message and error of the page its ciphertext from `page`, the page it was
-    /// decrypted from. Both lists keep the page's order, so one walk pairs them.
-    pub fn attach_ciphertext(&mut self, page: &[EncryptedMessage]) {
+    /// Gives every message and error of the page its ciphertext, moved out of `page`, the page
+    /// it was decrypted from. Both lists keep the page's order, so one walk pairs them.
+    pub fn attach_ciphertext(&mut self, page: Vec<EncryptedMessage>) {
         let mut messages = self.messages.iter_mut().peekable();
         let mut errors = self.errors.iter_mut().peekable();
         for source in page {

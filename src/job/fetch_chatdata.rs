@@ -82,11 +82,14 @@ pub(super) async fn run<S>(
             let bad = decrypted.errors.swap_remove(at);
             return Err(failed(JobError::BadEncryptKey(bad)));
         }
-        if job.include_encrypted {
-            decrypted.attach_ciphertext(&page);
-        }
         let has_more = page.len() == job.limit as usize;
         let next_seq = page.last().map_or(seq, |m| m.seq);
+        if job.include_encrypted {
+            // The decryption is done with the page (its blocking thread let go of it): the
+            // ciphertext moves into the results rather than being copied.
+            let page = Arc::try_unwrap(page).unwrap_or_else(|shared| shared.as_ref().clone());
+            decrypted.attach_ciphertext(page);
+        }
         record_page(core, job.corp.corp.as_deref(), next_seq, &decrypted);
         pages_done += 1;
         let output = meta.page_output(
