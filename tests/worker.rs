@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use base64::Engine;
-use lapin::types::ShortString;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::BasicProperties;
 use serde_json::{json, Value};
 
@@ -258,6 +258,63 @@ async fn reply_to_gets_a_copy_of_the_result() {
     assert_all_valid(&reply);
     assert_eq!(reply[0].body["job_id"], "rt-1");
     assert_eq!(client.take("chatdata-results", 1, WAIT).await.len(), 1);
+}
+
+/// `x-wecom-reply-to-only`: the results go to `reply_to` alone while that queue is there, and to
+/// the result queue when it is gone (never nowhere); a header that is not boolean true is not
+/// taken for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn reply_to_only_results_are_never_dropped() {
+    let (vhost, emulator) = (Vhost::new(), Emulator::default_corp());
+    let _worker = Worker::start(&vhost, &emulator, &[]);
+    let client = Client::connect(&vhost).await;
+    let declare = lapin::options::QueueDeclareOptions::default();
+    client
+        .channel
+        .queue_declare("waiting".into(), declare, Default::default())
+        .await
+        .unwrap();
+    let only = |reply_to: &str, value: AMQPValue| {
+        let mut headers = FieldTable::default();
+        headers.insert("x-wecom-reply-to-only".into(), value);
+        BasicProperties::default()
+            .with_reply_to(reply_to.into())
+            .with_headers(headers)
+    };
+    let jobs = [
+        ("to-waiting", only("waiting", AMQPValue::Boolean(true))),
+        ("to-gone", only("gone", AMQPValue::Boolean(true))),
+        (
+            "not-boolean",
+            only("waiting", AMQPValue::LongString("true".into())),
+        ),
+    ];
+    for (id, props) in jobs {
+        let job = inline_job(json!({"job_id": id, "limit": 2}));
+        client
+            .publish_job("fetch-chatdata", &bytes(&job), props)
+            .await;
+    }
+    let mut waiting: Vec<String> = client
+        .take("waiting", 2, WAIT)
+        .await
+        .iter()
+        .map(|r| r.body["job_id"].as_str().unwrap().to_owned())
+        .collect();
+    waiting.sort();
+    assert_eq!(waiting, ["not-boolean", "to-waiting"]);
+    let mut results: Vec<String> = client
+        .take("chatdata-results", 2, WAIT)
+        .await
+        .iter()
+        .map(|r| r.body["job_id"].as_str().unwrap().to_owned())
+        .collect();
+    results.sort();
+    assert_eq!(results, ["not-boolean", "to-gone"]);
+    assert!(client
+        .take("chatdata-results", 1, Duration::from_secs(1))
+        .await
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,8 +5,9 @@
 //!
 //! The reply queue is exclusive to the gateway's connection. A session ends when its connection
 //! or either channel fails (a publish to a missing exchange closes the publishing channel):
-//! the requests waiting on it are answered 503 (their jobs may still run; their results are then
-//! dropped by the broker) and the gateway connects again with backoff. A session starts only once
+//! the requests waiting on it are answered 503 (their jobs may still run; their results then go
+//! to the result queues, the reply queue being gone) and the gateway connects again with
+//! backoff. A session starts only once
 //! the jobs exchange exists (the workers declare it), and it is ready (`/readyz`) while it lasts.
 
 use std::collections::HashMap;

@@ -76,6 +76,20 @@ impl AmqpJob {
             .await
     }
 
+    /// A result to the caller's `queue`, confirmed; a stopping worker does not wait for it.
+    async fn copy_to(
+        &self,
+        queue: &str,
+        body: &[u8],
+        properties: &BasicProperties,
+    ) -> Result<(), PublishError> {
+        let copy = self.publisher.publish("", queue, body, properties.clone());
+        tokio::select! {
+            copied = copy => copied,
+            _ = self.session.cancelled() => Err(PublishError::Stopped),
+        }
+    }
+
     /// `headers` with the job's `traceparent`.
     fn traced(&self, mut headers: FieldTable) -> FieldTable {
         headers::set_traceparent(&mut headers, &self.delivered.trace);
@@ -129,40 +143,33 @@ impl JobTransport for AmqpJob {
             .reply_to
             .as_deref()
             .filter(|queue| !is_own_queue(queue));
-        if reply_to.is_none() || !self.delivered.reply_to_only {
-            self.publish(
-                RESULTS_EXCHANGE,
-                result_routing_key(output.kind),
-                &output.body,
-                &properties,
-            )
-            .await?;
-        }
-        if let Some(queue) = reply_to {
-            // A copy for a caller waiting on its own queue. If that queue is gone, the result
-            // is still safe in the result queue, or (reply_to only) its caller stopped waiting
-            // for it: a return is logged, not retried; nor does a stopping worker wait for it.
-            let copy = self.publisher.publish("", queue, &output.body, properties);
-            let copied = tokio::select! {
-                copied = copy => copied,
-                _ = self.session.cancelled() => Err(PublishError::Stopped),
-            };
-            match copied {
-                Ok(()) => {}
-                // The only copy of a reply_to-only result: anything but a gone queue releases
-                // the job, as an unpublished result does (a broken channel ends the session).
-                Err(err)
-                    if self.delivered.reply_to_only
-                        && !matches!(err, PublishError::Returned { .. }) =>
-                {
+        if let (Some(queue), true) = (reply_to, self.delivered.reply_to_only) {
+            match self.copy_to(queue, &output.body, &properties).await {
+                Ok(()) => return Ok(()),
+                // Its queue is gone, the caller stopped waiting: the result goes to the result
+                // queue like any other, so that it is never dropped.
+                Err(PublishError::Returned { .. }) => {}
+                // The only copy: a failure releases the job, as an unpublished result does.
+                Err(err) => {
                     if err.ends_session() {
                         self.session.cancel();
                     }
                     return Err(err);
                 }
-                Err(err) => {
-                    tracing::warn!(error = %err, reply_to = queue, "reply_to copy not delivered")
-                }
+            }
+        }
+        self.publish(
+            RESULTS_EXCHANGE,
+            result_routing_key(output.kind),
+            &output.body,
+            &properties,
+        )
+        .await?;
+        if let (Some(queue), false) = (reply_to, self.delivered.reply_to_only) {
+            // An extra copy for a caller waiting on its own queue: the result is safe in the
+            // result queue, so a failure here is logged, not retried.
+            if let Err(err) = self.copy_to(queue, &output.body, &properties).await {
+                tracing::warn!(error = %err, reply_to = queue, "reply_to copy not delivered");
             }
         }
         Ok(())

@@ -25,7 +25,8 @@ pub const ERROR_NAME: &str = "x-wecom-error-name";
 pub const ERROR_MESSAGE: &str = "x-wecom-error-message";
 /// `true` on a job whose caller waits for its results on its `reply_to` queue and wants them
 /// nowhere else (the HTTP gateway's jobs): no copy in the result queues, which nobody would
-/// consume. A replay removes it, so that a replayed job's results reach the result queues.
+/// consume, unless that queue is gone (then they go there, never nowhere). A replay removes
+/// it, so that a replayed job's results reach the result queues.
 pub const REPLY_TO_ONLY: &str = "x-wecom-reply-to-only";
 /// Set by a quorum queue on a redelivery: how many deliveries of the job ended unsettled
 /// (RabbitMQ 3.x; 4.x counts differently, see the README).

@@ -24,7 +24,7 @@ pub trait JobTransport: Send + Sync {
     fn delivered(&self) -> &Delivered;
 
     /// A result (or failure) to the result queue of its kind, and a copy to `reply_to`, if any
-    /// (there only, when the job says `x-wecom-reply-to-only`).
+    /// (there only, while that queue exists, when the job says `x-wecom-reply-to-only`).
     fn publish_result(
         &self,
         output: &Output,
