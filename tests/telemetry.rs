@@ -255,7 +255,22 @@ async fn a_traceparent_reaches_results_dead_letters_and_log_lines() {
             &inline_job(json!({"job_id": "untraced", "limit": 3})),
         )
         .await;
-    let results = client.take("chatdata-results", 3, WAIT).await;
+    // A publisher's traceparent that is not one: a number, a table, a long near-miss.
+    let near_miss = format!("00-{TRACE}-00f067aa0ba902b7-01-{}", "x".repeat(10_000));
+    let hostile = [
+        AMQPValue::LongLongInt(7),
+        AMQPValue::FieldTable(FieldTable::default()),
+        AMQPValue::LongString(LongString::from(near_miss)),
+    ];
+    for (n, value) in hostile.into_iter().enumerate() {
+        let mut headers = FieldTable::default();
+        headers.insert("traceparent".into(), value);
+        let job = inline_job(json!({"job_id": format!("hostile-{n}"), "limit": 1}));
+        let body = serde_json::to_vec(&job).unwrap();
+        let props = BasicProperties::default().with_headers(headers);
+        client.publish_job("fetch-chatdata", &body, props).await;
+    }
+    let results = client.take("chatdata-results", 6, WAIT).await;
     let dead = client.take("fetch-chatdata.dead", 1, WAIT).await;
     let trace_of = |properties: &BasicProperties| {
         let header = wecom_archive::worker::headers::error_text(
@@ -277,6 +292,12 @@ async fn a_traceparent_reaches_results_dead_letters_and_log_lines() {
     assert_eq!(by_job["traced-ok"], TRACE);
     assert_eq!(by_job["traced-bad"], TRACE);
     assert_ne!(by_job["untraced"], TRACE);
+    for n in 0..3 {
+        // Each ran, and got a trace of its own.
+        let trace = &by_job[&format!("hostile-{n}")];
+        assert_eq!(trace.len(), 32);
+        assert_ne!(trace, TRACE);
+    }
     assert_eq!(
         by_job["untraced"].len(),
         32,
