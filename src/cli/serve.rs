@@ -16,7 +16,6 @@ use crate::gateway::{self, Gateway, GatewayConfig};
 use crate::job::{Core, CoreConfig};
 use crate::telemetry::{Metrics, Readiness, Telemetry};
 use crate::worker::connection::Broker;
-use crate::worker::refresh_gauges;
 use crate::worker::AmqpArgs;
 
 #[derive(Args)]
@@ -60,17 +59,13 @@ pub fn run(command: ServeCommand) -> anyhow::Result<ExitCode> {
     let ran = runtime.block_on(async move {
         let shutdown = cancelled_on_signal();
         let readiness = Arc::new(Readiness::default());
-        let (runner, metrics, refresh) = match jobs {
+        let (runner, metrics) = match jobs {
             Jobs::InProcess(core) => {
                 tokio::spawn(Arc::clone(&core).maintain(shutdown.clone()));
                 // The job core here is ready as soon as it is built.
                 readiness.set(true);
-                let (metrics, refresh) = (Arc::clone(core.metrics()), refresh_gauges(&core));
-                (
-                    Runner::InProcess(InProcess { core, patience }),
-                    metrics,
-                    refresh,
-                )
+                let metrics = Arc::clone(core.metrics());
+                (Runner::InProcess(InProcess { core, patience }), metrics)
             }
             Jobs::ViaBroker(broker) => {
                 let metrics = Arc::new(Metrics::new());
@@ -81,8 +76,7 @@ pub fn run(command: ServeCommand) -> anyhow::Result<ExitCode> {
                     Arc::clone(&metrics),
                     shutdown.clone(),
                 );
-                let nothing_to_refresh: Arc<dyn Fn(&Metrics) + Send + Sync> = Arc::new(|_| {});
-                (Runner::ViaBroker(runner), metrics, nothing_to_refresh)
+                (Runner::ViaBroker(runner), metrics)
             }
         };
         let gateway = Arc::new(Gateway {
@@ -91,11 +85,7 @@ pub fn run(command: ServeCommand) -> anyhow::Result<ExitCode> {
             compat_media_max_bytes: config.compat_media_max_bytes,
             token,
             shutdown: shutdown.clone(),
-            telemetry: Telemetry {
-                metrics,
-                readiness,
-                refresh,
-            },
+            telemetry: Telemetry { metrics, readiness },
         });
         gateway::run(gateway, config.listen, shutdown).await
     });

@@ -47,10 +47,8 @@ impl InProcess {
             correlation_id: Some(job.correlation_id.clone()),
             ..JobMeta::default()
         };
-        let mut progress = None;
         loop {
             meta.attempt += 1;
-            meta.progress = progress;
             // Validated when the request came in; parsed again per attempt, as a redelivery is.
             let parsed = parse(job.kind, &job.body).map_err(Problem::invalid)?;
             let mut kept = Kept::default();
@@ -71,7 +69,7 @@ impl InProcess {
                 Fate::Retry {
                     error,
                     delay,
-                    progress: at,
+                    progress,
                 } => {
                     if Instant::now() + delay < deadline {
                         tracing::info!(job_id = %job.job_id, error = %error, ?delay, "retrying");
@@ -79,7 +77,7 @@ impl InProcess {
                             _ = tokio::time::sleep(delay) => {}
                             _ = cancel.cancelled() => return Err(stopping()),
                         }
-                        progress = at;
+                        meta.progress = progress;
                         continue;
                     }
                     // No time for another attempt: the caller may try again later itself.

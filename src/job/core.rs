@@ -151,7 +151,7 @@ impl<S> Core<S> {
         self.isolation == Isolation::InProcess
     }
 
-    /// Closes idle SDK pools every second until `shutdown` fires.
+    /// Closes idle SDK pools every second until `shutdown` fires, and counts the open ones.
     pub async fn maintain(self: Arc<Self>, shutdown: CancellationToken)
     where
         S: Send + Sync + 'static,
@@ -166,6 +166,7 @@ impl<S> Core<S> {
             let core = Arc::clone(&self);
             let _ =
                 tokio::task::spawn_blocking(move || core.pools.close_idle(Instant::now())).await;
+            self.metrics.set_sdk_pools_open(self.open_pools());
         }
     }
 

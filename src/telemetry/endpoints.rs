@@ -22,8 +22,6 @@ use super::readiness::Readiness;
 pub struct Telemetry {
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
-    /// Brings gauges read at scrape time up to date (open SDK pools).
-    pub refresh: Arc<dyn Fn(&Metrics) + Send + Sync>,
 }
 
 /// The three routes, for any router.
@@ -36,7 +34,6 @@ pub fn routes<S>(telemetry: Telemetry) -> Router<S> {
 }
 
 async fn metrics(State(telemetry): State<Telemetry>) -> impl IntoResponse {
-    (telemetry.refresh)(&telemetry.metrics);
     (
         [(
             header::CONTENT_TYPE,

@@ -37,7 +37,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::job::{Core, JobKind};
-use crate::telemetry::{Metrics, Readiness, Telemetry};
+use crate::telemetry::{Readiness, Telemetry};
 use amqp_job::{AmqpJob, REQUEUE};
 pub use config::{AmqpArgs, TopologyArgs, WorkerConfig};
 use connection::Broker;
@@ -78,7 +78,6 @@ pub async fn run(
         let telemetry = Telemetry {
             metrics: Arc::clone(core.metrics()),
             readiness: Arc::clone(&readiness),
-            refresh: refresh_gauges(&core),
         };
         let listener = crate::telemetry::endpoints::bind(listen).await?;
         // Up until the worker returns, draining included: a probe must see it alive.
@@ -123,16 +122,6 @@ pub async fn run(
             }
         }
     }
-}
-
-/// Brings the gauges read at scrape time up to date: the SDK pools open.
-pub fn refresh_gauges(core: &Arc<Core>) -> Arc<dyn Fn(&Metrics) + Send + Sync> {
-    let core = Arc::downgrade(core);
-    Arc::new(move |metrics: &Metrics| {
-        if let Some(core) = core.upgrade() {
-            metrics.set_sdk_pools_open(core.open_pools());
-        }
-    })
 }
 
 /// What one broker session leaves the next: the pause before reconnecting (it grows while
