@@ -21,13 +21,18 @@ use wecom_archive::job::{Core, CoreConfig, JobKind};
 use wecom_archive::media::MediaKey;
 use wecom_archive::telemetry::TraceContext;
 use wecom_archive::worker::delivered::Delivered;
-use wecom_archive::worker::handle::handle;
+use wecom_archive::worker::handle::{handle, DeliveryRules};
 use wecom_archive::worker::publisher::PublishError;
 use wecom_archive::worker::transport::JobTransport;
 
 use common::{default_config, inline_job, Emulator};
 
 const DELIVERY_LIMIT: u32 = 5;
+/// One page per delivery, so a two-page job shows its continuation.
+const RULES: DeliveryRules = DeliveryRules {
+    delivery_limit: DELIVERY_LIMIT,
+    pages_per_delivery: 1,
+};
 const MAX_ATTEMPTS: u32 = 3;
 
 /// What the handler did with a delivery, in order.
@@ -139,6 +144,7 @@ fn core_with_call_timeout(emulator: &Emulator, call_timeout_secs: u64) -> Arc<Co
         sdk_call_timeout_secs: call_timeout_secs,
         sdk_host_exe: Some(common::cli()),
         sdk_per_corp: 2,
+        chat_pages_in_flight: 3,
         sdk_pool_idle_secs: 300,
         key_cache_sets: 8,
         inline_max_bytes: 1 << 20,
@@ -189,7 +195,7 @@ async fn fate_of(
         refuse_results,
     };
     let cancel = CancellationToken::new();
-    handle(core, delivery, DELIVERY_LIMIT, cancel).await;
+    handle(core, delivery, RULES, cancel).await;
     let events = events.lock().unwrap().clone();
     events
 }
@@ -490,7 +496,7 @@ async fn a_cancelled_job_stops_without_waiting_for_its_sdk_call_and_is_released(
         canceller.cancel();
     });
     let started = Instant::now();
-    handle(&core, delivery, DELIVERY_LIMIT, cancel).await;
+    handle(&core, delivery, RULES, cancel).await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "returned once cancelled, not after the 5 s call: {:?}",

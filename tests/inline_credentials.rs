@@ -58,6 +58,7 @@ async fn many_inline_corps_leave_at_most_the_configured_key_sets_and_no_idle_poo
         sdk_call_timeout_secs: 60,
         sdk_host_exe: Some(common::cli()),
         sdk_per_corp: 2,
+        chat_pages_in_flight: 3,
         sdk_pool_idle_secs: POOL_IDLE.as_secs(),
         key_cache_sets: KEY_SETS,
         inline_max_bytes: 1 << 20,

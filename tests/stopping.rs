@@ -1,6 +1,6 @@
 //! A worker that stops in the middle of a job, against the real broker and the emulator:
-//! killed (SIGKILL) during page 7 of a 10-page job, the job goes on from page 7 on another
-//! worker; stopped (SIGTERM) while its job sits in a long SDK call, it exits within its drain
+//! killed (SIGKILL) during the third delivery of a 10-page job (three pages per delivery), the
+//! job goes on from page 7 on another worker; stopped (SIGTERM) while its job sits in a long SDK call, it exits within its drain
 //! timeout and the job completes on another worker.
 
 mod common;
@@ -16,24 +16,27 @@ use common::{default_config, inline_job, Emulator};
 const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_worker_killed_during_page_7_of_10_costs_page_7_only() {
+async fn a_worker_killed_during_a_delivery_costs_that_deliverys_pages_only() {
     let mut config = default_config();
-    // Long enough for the kill to land inside page 7's call, short enough for a quick test.
+    // Long enough for the kill to land inside the calls for pages 7 to 9, short enough for a
+    // quick test.
     config.corps[0].faults.get_chat_data.latency_ms = 1000;
     let (vhost, emulator) = (Vhost::new(), Emulator::with_config(&config));
-    let mut first = Worker::start(&vhost, &emulator, &[]);
+    let three_pages = ["--chat-pages-per-delivery", "3"];
+    let mut first = Worker::start(&vhost, &emulator, &three_pages);
     let client = Client::connect(&vhost).await;
     let job = inline_job(json!({"job_id": "catch-up", "limit": 10, "max_pages": 10}));
     client.submit("fetch-chatdata", &job).await;
 
     let mut results = client.take("chatdata-results", 6, WAIT).await;
     assert_eq!(results.len(), 6, "{}", first.log_text());
-    // Page 6 is confirmed; its continuation is being taken up and page 7 fetched (1 s).
+    // Page 6 is confirmed with its continuation, which is being taken up: pages 7 to 9 are
+    // being fetched, all three at once (1 s).
     tokio::time::sleep(Duration::from_millis(300)).await;
     first.child.kill().unwrap();
     first.child.wait().unwrap();
 
-    let _second = Worker::start(&vhost, &emulator, &[]);
+    let _second = Worker::start(&vhost, &emulator, &three_pages);
     let mut pages: HashMap<String, usize> = HashMap::new();
     let deadline = Instant::now() + WAIT;
     while (1..=10).any(|n| !pages.contains_key(&format!("catch-up:page-{n}"))) {
@@ -57,10 +60,11 @@ async fn a_worker_killed_during_page_7_of_10_costs_page_7_only() {
             .entry(result.body["result_id"].as_str().unwrap().to_owned())
             .or_default() += 1;
     }
+    let killed_delivery = ["catch-up:page-7", "catch-up:page-8", "catch-up:page-9"];
     for (id, count) in &pages {
         assert!(
-            *count == 1 || id == "catch-up:page-7",
-            "only the page in flight may come twice: {pages:?}"
+            *count == 1 || killed_delivery.contains(&id.as_str()),
+            "only the pages of the delivery in flight may come twice: {pages:?}"
         );
     }
 
@@ -69,8 +73,11 @@ async fn a_worker_killed_during_page_7_of_10_costs_page_7_only() {
         let at: Vec<_> = calls.iter().filter(|c| c.seq == Some(seq)).collect();
         assert_eq!(at.len(), 1, "page after seq {seq} fetched once: {at:?}");
     }
-    let page_7 = calls.iter().filter(|c| c.seq == Some(60)).count();
-    assert!((1..=2).contains(&page_7), "page 7 fetched {page_7} times");
+    for seq in [60, 70, 80] {
+        let again = calls.iter().filter(|c| c.seq == Some(seq)).count();
+        assert!((1..=2).contains(&again), "page after {seq} fetched {again} times");
+    }
+    assert_eq!(calls.iter().filter(|c| c.seq == Some(90)).count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

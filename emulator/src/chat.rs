@@ -13,6 +13,7 @@ use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 use wecom_sdk_format::codes;
 
+use crate::config::CorpConfig;
 use crate::corp::Corp;
 use crate::messages;
 use crate::seeding::{self, pick};
@@ -33,14 +34,18 @@ struct Entry {
     encrypt_chat_msg: String,
 }
 
-/// The success body: messages with seq greater than `seq`, ascending, at most `limit`.
-/// Returns the body and the number of messages in it.
+/// The success body: messages with seq greater than `seq`, ascending, at most `limit`, fewer
+/// when the corp's `short_page_probability` cuts this answer short. Returns the body and the
+/// number of messages in it.
 pub(crate) fn chat_body(corp: &Corp, seq: u64, limit: u32) -> (Vec<u8>, u64) {
+    let config = &corp.config;
     let first = seq.saturating_add(1);
-    let last = seq
-        .saturating_add(u64::from(limit))
-        .min(corp.config.message_count);
-    let chatdata: Vec<Entry> = (first..=last).map(|seq| entry(corp, seq)).collect();
+    let take = answer_size(config, seq, limit);
+    let chatdata: Vec<Entry> = (first..=config.message_count)
+        .filter(|&seq| holds_seq(config, seq))
+        .take(take)
+        .map(|seq| entry(corp, seq))
+        .collect();
     let count = chatdata.len() as u64;
     let body = Body {
         errcode: 0,
@@ -51,6 +56,37 @@ pub(crate) fn chat_body(corp: &Corp, seq: u64, limit: u32) -> (Vec<u8>, u64) {
         serde_json::to_vec(&body).expect("a body always serialises"),
         count,
     )
+}
+
+/// Whether the archive of `corp` holds a message at `seq` (in `1..=message_count`, and not
+/// one of the gaps its `seq_gap_probability` draws).
+pub fn holds_seq(corp: &CorpConfig, seq: u64) -> bool {
+    if !(1..=corp.message_count).contains(&seq) {
+        return false;
+    }
+    corp.seq_gap_probability <= 0.0
+        || seeding::fraction(&seeding::key("gap", corp.seed, &[&seq.to_le_bytes()]))
+            >= corp.seq_gap_probability
+}
+
+/// How many messages an answer to `GetChatData(seq, limit)` may hold: `limit`, or, for an
+/// answer the corp's `short_page_probability` cuts short, 1 to `limit - 1`.
+fn answer_size(corp: &CorpConfig, seq: u64, limit: u32) -> usize {
+    let limit = u64::from(limit);
+    if corp.short_page_probability <= 0.0 || limit < 2 {
+        return limit as usize;
+    }
+    let mut rng = seeding::rng(
+        "short",
+        corp.seed,
+        &[&seq.to_le_bytes(), &limit.to_le_bytes()],
+    );
+    let mut key = [0; 32];
+    rand_core::RngCore::fill_bytes(&mut rng, &mut key);
+    if seeding::fraction(&key) >= corp.short_page_probability {
+        return limit as usize;
+    }
+    (1 + seeding::below(&mut rng, limit - 1)) as usize
 }
 
 /// A body carrying a server error, as the real server answers with return code 0.
@@ -98,7 +134,7 @@ fn key_text(rng: &mut ChaCha20Rng) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CorpConfig, MediaSizes};
+    use crate::config::MediaSizes;
     use rsa::pkcs1::DecodeRsaPrivateKey;
     use rsa::{Pkcs1v15Encrypt, RsaPrivateKey};
     use serde_json::Value;
@@ -195,5 +231,70 @@ mod tests {
             .unwrap()
             .contains("whiteip not match"));
         assert_eq!(body["chatdata"], Value::Array(vec![]));
+    }
+
+    fn seqs_of(body: &[u8]) -> Vec<u64> {
+        let body: Value = serde_json::from_slice(body).unwrap();
+        body["chatdata"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect()
+    }
+
+    fn corp_with(config: CorpConfig) -> Corp {
+        Corp::new(config, 0, None).unwrap()
+    }
+
+    #[test]
+    fn gaps_leave_seqs_out_of_every_answer_and_nothing_else() {
+        let config = CorpConfig {
+            message_count: 400,
+            seq_gap_probability: 0.3,
+            media_sizes: MediaSizes { min: 0, max: 16 },
+            ..CorpConfig::default()
+        };
+        let held: Vec<u64> = (0..=401).filter(|&s| holds_seq(&config, s)).collect();
+        assert!(
+            (220..=340).contains(&held.len()),
+            "{} of 400 held",
+            held.len()
+        );
+        assert!(!holds_seq(&config, 0) && !holds_seq(&config, 401));
+        let corp = corp_with(config);
+        let (body, count) = chat_body(&corp, 0, 1000);
+        assert_eq!(seqs_of(&body), held);
+        assert_eq!(count, held.len() as u64);
+        // An answer after a seq holds the next `limit` held seqs, whether that seq is held or not.
+        for after in [0, 17, 18, 19, 200] {
+            let expected: Vec<u64> = held
+                .iter()
+                .copied()
+                .filter(|&s| s > after)
+                .take(10)
+                .collect();
+            assert_eq!(seqs_of(&chat_body(&corp, after, 10).0), expected);
+        }
+    }
+
+    #[test]
+    fn short_answers_hold_fewer_than_the_limit_and_the_same_for_the_same_call() {
+        let corp = corp_with(CorpConfig {
+            message_count: 3000,
+            short_page_probability: 0.5,
+            media_sizes: MediaSizes { min: 0, max: 16 },
+            ..CorpConfig::default()
+        });
+        let sizes: Vec<u64> = (0..60).map(|s| chat_body(&corp, s * 40, 20).1).collect();
+        let short = sizes.iter().filter(|&&n| n < 20).count();
+        assert!((15..=45).contains(&short), "{short} of 60 short: {sizes:?}");
+        assert!(sizes.iter().all(|&n| (1..=20).contains(&n)));
+        assert_eq!(chat_body(&corp, 40, 20), chat_body(&corp, 40, 20));
+        // Short or not, an answer is the next messages in order.
+        let seqs = seqs_of(&chat_body(&corp, 40, 20).0);
+        assert_eq!(seqs, (41..41 + seqs.len() as u64).collect::<Vec<_>>());
+        // One message asked, one message given.
+        assert!((0..50).all(|s| chat_body(&corp, s, 1).1 == 1));
     }
 }

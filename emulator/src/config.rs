@@ -13,8 +13,10 @@
 //!     "media_sizes": { "min": 0, "max": 262144 },
 //!     "whitelisted": true,
 //!     "media_expired_before_seq": 0,
+//!     "seq_gap_probability": 0.0, "short_page_probability": 0.0,
 //!     "faults": {
-//!       "get_chat_data":  { "script": [10001, 0], "probability": 0.0, "codes": [], "latency_ms": 0 },
+//!       "get_chat_data":  { "script": [10001, 0], "probability": 0.0, "codes": [],
+//!                           "latency_ms": 0, "jitter_ms": 0 },
 //!       "get_media_data": { "abort_on_sdkfileid": ["..."], "segfault_on_sdkfileid": ["..."] },
 //!       "decrypt_data":   {} } } ],
 //!   "call_log": null }
@@ -24,6 +26,13 @@
 //!   1024 bits, keyed by `publickey_ver`. Messages spread over all versions. The default corp has
 //!   versions 1 and 2, the public halves of `tests/fixtures/keys/v1.pem` and `v2.pem`.
 //! - `message_count`: the archive holds seqs `1..=message_count`; `seed` decides every byte.
+//! - `seq_gap_probability`: each of those seqs is missing from the archive with this chance
+//!   (drawn per seq from the seed), so seqs have gaps as a real corp's may ([`holds_seq`]).
+//! - `short_page_probability`: a `GetChatData` answer that could hold more than one message
+//!   holds fewer than `limit` with this chance: between 1 and `limit - 1`, drawn from the seed,
+//!   the `seq` and the `limit` asked (so the same call gives the same answer). A real server may
+//!   answer short before the end; a client must not take a short page for the end of the archive
+//!   when it knows of later messages.
 //! - `msgtype_mix`: relative weights by msgtype (`switch` for switch records); see
 //!   [`DEFAULT_MSGTYPE_MIX`] for the names and defaults. A given map replaces the default whole.
 //! - `media_sizes`: sizes of generated media files, log-uniform in `min..=max`.
@@ -86,6 +95,10 @@ pub struct CorpConfig {
     pub whitelisted: bool,
     /// Media of messages with a seq below this has expired (10010).
     pub media_expired_before_seq: u64,
+    /// The chance that a seq of `1..=message_count` is missing from the archive.
+    pub seq_gap_probability: f64,
+    /// The chance that a `GetChatData` answer is cut short of `limit` before the end.
+    pub short_page_probability: f64,
     /// Injected failures.
     pub faults: Faults,
 }
@@ -115,6 +128,8 @@ impl Default for CorpConfig {
             media_sizes: MediaSizes::default(),
             whitelisted: true,
             media_expired_before_seq: 0,
+            seq_gap_probability: 0.0,
+            short_page_probability: 0.0,
             faults: Faults::default(),
         }
     }
@@ -176,6 +191,9 @@ pub struct OpFaults {
     pub codes: Vec<i64>,
     /// Sleep this long before answering every call that gets past the parameter checks.
     pub latency_ms: u64,
+    /// Sleep up to this much longer: uniform in `0..=jitter_ms`, drawn from the seed and the
+    /// call's number, so calls overtake each other as real network calls do.
+    pub jitter_ms: u64,
     /// `GetMediaData` only: these sdkfileids make the process abort, as some did in the field.
     pub abort_on_sdkfileid: Vec<String>,
     /// `GetMediaData` only: these sdkfileids make the process touch invalid memory (SIGSEGV).
@@ -245,6 +263,15 @@ impl Config {
                 == 0
             {
                 return err("msgtype_mix has no positive weight".into());
+            }
+            for (name, chance) in [
+                ("seq_gap_probability", corp.seq_gap_probability),
+                ("short_page_probability", corp.short_page_probability),
+            ] {
+                // Below 1: an archive of nothing but gaps would serve nothing at all.
+                if !(0.0..1.0).contains(&chance) {
+                    return err(format!("{name} must be within 0..1"));
+                }
             }
             if corp.media_sizes.min > corp.media_sizes.max {
                 return err("media_sizes.min exceeds media_sizes.max".into());
@@ -321,6 +348,7 @@ mod tests {
             probability: 0.25,
             codes: vec![10003],
             latency_ms: 5,
+            jitter_ms: 3,
             abort_on_sdkfileid: vec!["x".into()],
             segfault_on_sdkfileid: vec!["y".into()],
         };
@@ -341,6 +369,8 @@ mod tests {
             r#"{"corps":[{"msgtype_mix":{"txt":1}}]}"#,
             r#"{"corps":[{"msgtype_mix":{"text":0}}]}"#,
             r#"{"corps":[{"media_sizes":{"min":2,"max":1}}]}"#,
+            r#"{"corps":[{"seq_gap_probability":1.0}]}"#,
+            r#"{"corps":[{"short_page_probability":-0.1}]}"#,
             r#"{"corps":[{"faults":{"get_chat_data":{"probability":1.5,"codes":[10001]}}}]}"#,
             r#"{"corps":[{"faults":{"get_chat_data":{"probability":0.5}}}]}"#,
             r#"{"corps":[{"faults":{"decrypt_data":{"codes":[301042]}}}]}"#,

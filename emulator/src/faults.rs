@@ -136,27 +136,46 @@ impl FaultCounters {
         sdkfileid: Option<&str>,
     ) -> Option<Fault> {
         let plan = op.plan(faults);
-        if plan.latency_ms > 0 {
-            std::thread::sleep(Duration::from_millis(plan.latency_ms));
+        let crash = if sdkfileid.is_some_and(|id| plan.abort_on_sdkfileid.iter().any(|a| a == id)) {
+            Some(Fault::Abort)
+        } else if sdkfileid.is_some_and(|id| plan.segfault_on_sdkfileid.iter().any(|a| a == id)) {
+            Some(Fault::Segfault)
+        } else {
+            None
+        };
+        // A crashing call is not counted: the faults of the calls after it stay where they were.
+        let counted = crash.is_none()
+            && (!plan.script.is_empty() || plan.probability > 0.0 || plan.jitter_ms > 0);
+        let n = counted.then(|| self.count(op));
+        let jitter = n.map_or(0, |n| jitter_ms(plan, seed, op, n));
+        if plan.latency_ms + jitter > 0 {
+            std::thread::sleep(Duration::from_millis(plan.latency_ms + jitter));
         }
-        if sdkfileid.is_some_and(|id| plan.abort_on_sdkfileid.iter().any(|a| a == id)) {
-            return Some(Fault::Abort);
+        if crash.is_some() {
+            return crash;
         }
-        if sdkfileid.is_some_and(|id| plan.segfault_on_sdkfileid.iter().any(|a| a == id)) {
-            return Some(Fault::Segfault);
-        }
-        if plan.script.is_empty() && plan.probability <= 0.0 {
-            return None;
-        }
-        let n = match &self.shared {
+        decide(plan, seed, op, n?).map(Fault::Code)
+    }
+
+    /// The number of this call of `op` (from 0), counted in the shared file when there is one.
+    fn count(&self, op: FaultOp) -> u64 {
+        match &self.shared {
             Some((file, first)) => file.next(first + op.index()).unwrap_or_else(|e| {
                 eprintln!("wecom emulator: the counters file failed: {e}; stopping");
                 std::process::abort()
             }),
             None => self.calls[op.index()].fetch_add(1, Ordering::Relaxed),
-        };
-        decide(plan, seed, op, n).map(Fault::Code)
+        }
     }
+}
+
+/// The extra latency of call `n` of `op`: uniform in `0..=jitter_ms`.
+fn jitter_ms(plan: &OpFaults, seed: u64, op: FaultOp, n: u64) -> u64 {
+    if plan.jitter_ms == 0 {
+        return 0;
+    }
+    let mut rng = seeding::rng("jitter", seed, &[op.label().as_bytes(), &n.to_le_bytes()]);
+    seeding::below(&mut rng, plan.jitter_ms + 1)
 }
 
 /// The fault of call `n` of `op`: its scripted code, or a seeded draw after the script.
@@ -168,10 +187,9 @@ fn decide(plan: &OpFaults, seed: u64, op: FaultOp, n: u64) -> Option<i64> {
         return None;
     }
     let key = seeding::key("fault", seed, &[op.label().as_bytes(), &n.to_le_bytes()]);
-    let word = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().expect("8 bytes"));
-    // 53 random bits make an exact f64 in [0, 1).
-    let draw = (word(0) >> 11) as f64 / (1u64 << 53) as f64;
-    (draw < plan.probability).then(|| plan.codes[(word(8) % plan.codes.len() as u64) as usize])
+    let pick = u64::from_le_bytes(key[8..16].try_into().expect("8 bytes"));
+    (seeding::fraction(&key) < plan.probability)
+        .then(|| plan.codes[(pick % plan.codes.len() as u64) as usize])
 }
 
 #[cfg(test)]
@@ -301,5 +319,27 @@ mod tests {
             Some(Fault::Abort)
         );
         assert_eq!(counters.next(&f, 1, FaultOp::Media, Some("bad2")), None);
+    }
+
+    #[test]
+    fn jitter_is_seeded_by_call_and_stays_within_its_bound() {
+        let plan = OpFaults {
+            jitter_ms: 40,
+            ..OpFaults::default()
+        };
+        let draws: Vec<u64> = (0..200)
+            .map(|n| jitter_ms(&plan, 7, FaultOp::Chat, n))
+            .collect();
+        assert!(draws.iter().all(|&ms| ms <= 40));
+        let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
+        assert!(distinct.len() > 20, "jitter varies: {distinct:?}");
+        assert_eq!(jitter_ms(&plan, 7, FaultOp::Chat, 3), draws[3]);
+        assert_ne!(
+            (0..20)
+                .map(|n| jitter_ms(&plan, 8, FaultOp::Chat, n))
+                .collect::<Vec<_>>(),
+            draws[..20]
+        );
+        assert_eq!(jitter_ms(&OpFaults::default(), 7, FaultOp::Chat, 3), 0);
     }
 }

@@ -41,6 +41,7 @@ mod sdk;
 mod seeding;
 
 pub use call_log::{read_call_log, CallRecord, Op, CALL_LOG_ENV};
+pub use chat::holds_seq;
 pub use config::{
     Config, ConfigError, CorpConfig, Faults, MediaSizes, OpFaults, CONFIG_ENV, DEFAULT_MSGTYPE_MIX,
 };

@@ -28,6 +28,12 @@ pub(crate) fn rng(label: &str, seed: u64, parts: &[&[u8]]) -> ChaCha20Rng {
     ChaCha20Rng::from_seed(key(label, seed, parts))
 }
 
+/// A fraction in `[0, 1)` from the first 8 bytes of `key`: 53 random bits make an exact f64.
+pub(crate) fn fraction(key: &[u8; 32]) -> f64 {
+    let word = u64::from_le_bytes(key[..8].try_into().expect("8 bytes"));
+    (word >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// A number in `0..n` (`n > 0`); the modulo bias is below 2^-40 for the small `n` used here.
 pub(crate) fn below(rng: &mut impl RngCore, n: u64) -> u64 {
     rng.next_u64() % n

@@ -46,6 +46,11 @@ pub struct CoreConfig {
     /// SDK calls at once per corp (the size of each corp's handle pool).
     #[arg(long, env = "WECOM_SDK_PER_CORP", default_value_t = 4)]
     pub sdk_per_corp: usize,
+    /// `GetChatData` calls a chat job keeps out at once: the next page is asked for as soon as
+    /// one is in, and pages further ahead are guessed (at most `WECOM_SDK_PER_CORP`; one less
+    /// leaves a handle free for `DecryptData`). 1 asks for one page at a time.
+    #[arg(long, env = "WECOM_CHAT_PAGES_IN_FLIGHT", default_value_t = 3)]
+    pub chat_pages_in_flight: usize,
     /// Seconds a corp's SDK handles stay open without a job before they are closed.
     #[arg(long, env = "WECOM_SDK_POOL_IDLE_SECS", default_value_t = 300)]
     pub sdk_pool_idle_secs: u64,

@@ -47,6 +47,8 @@ pub struct Core<S = FsStore> {
     /// after another while the other jobs fetch and publish.
     pub(super) decrypting: Arc<Semaphore>,
     policy: RetryPolicy,
+    /// `GetChatData` calls a chat job keeps out at once.
+    pub(super) chat_pages_in_flight: usize,
     /// What the core records of its work; doors record theirs here too.
     metrics: Arc<Metrics>,
     isolation: Isolation,
@@ -111,6 +113,9 @@ impl Core<FsStore> {
             chunk_retry: ChunkRetry::default(),
             decrypting: Arc::new(Semaphore::new(1)),
             policy: config.retry.policy(),
+            chat_pages_in_flight: config
+                .chat_pages_in_flight
+                .clamp(1, config.sdk_per_corp.max(1)),
             metrics: Arc::new(Metrics::new()),
             isolation: config.sdk_isolation,
         }))

@@ -1,14 +1,21 @@
-//! A `fetch-chatdata` job: up to `max_pages` pages after `seq`, each fetched (`GetChatData`),
-//! decrypted ([`crate::decrypt`]) and handed to the sink before the next one is fetched.
+//! A `fetch-chatdata` job: up to `max_pages` pages after `seq`, fetched (`GetChatData`) several
+//! at once as [`super::catchup`] plans, each decrypted ([`crate::decrypt`]) and handed to the
+//! sink in order while the calls for the next ones are out.
 //!
 //! A run starts where the job's progress says (an earlier delivery's pages are not fetched
 //! again) and stops at the sink's word (a continuation took the rest over), at the last page,
-//! at a failure (with the progress so far, for the retry), or when its token fires.
+//! at a failure (with the progress of the pages published, for the retry), or when its token
+//! fires.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::catchup::{Catchup, Next, Sequenced};
 
 use super::contract::{ChatPage, ChatProgress, ChatdataJob, JobKind, NetRef};
 use super::core::{in_blocking_thread, Core, JobMeta};
@@ -36,9 +43,11 @@ pub(super) async fn run<S>(
     meta: &JobMeta,
     sink: &mut impl OutputSink,
     cancel: &CancellationToken,
-) -> Result<(), Stop> {
+) -> Result<(), Stop>
+where
+    S: Send + Sync + 'static,
+{
     let corp = core.corps.resolve(&job.corp, true).map_err(Stop::failed)?;
-    let net = Arc::new(net_options(job.net));
     let start = meta.progress.unwrap_or(ChatProgress {
         seq: job.seq,
         pages_done: 0,
@@ -55,23 +64,47 @@ pub(super) async fn run<S>(
             ),
         }));
     }
-    let (mut seq, mut pages_done) = (start.seq, start.pages_done);
+    let mut calls = Calls {
+        core: Arc::clone(core),
+        corp: Arc::clone(&corp),
+        net: Arc::new(net_options(job.net)),
+        limit: job.limit,
+        out: JoinSet::new(),
+    };
+    let mut plan: Catchup<EncryptedMessage, SdkError> = Catchup::new(
+        start.seq,
+        job.limit,
+        core.chat_pages_in_flight,
+        job.max_pages - start.pages_done,
+        sink.pages_before_handoff(),
+    );
+    let mut published = start;
     // The official advice for 10008 is to fetch the page again: it is, while the policy allows
     // another attempt; on the last one, the page is delivered with those messages as errors.
     let may_retry = core.policy().allows_retry_after(meta.attempt);
-    while pages_done < job.max_pages {
-        let here = Some(ChatProgress { seq, pages_done });
+    loop {
         let failed = |error: JobError| Stop::Failed {
             error,
-            progress: here,
+            progress: Some(published),
         };
-        let page = tokio::select! {
-            page = fetch_page(core, &corp, seq, job.limit, &net) => page.map_err(|err| failed(err.into()))?,
-            _ = cancel.cancelled() => return Err(Stop::Cancelled),
+        let page = match plan.next() {
+            Next::Done => return Ok(()),
+            Next::Failed(err) => return Err(failed(err.into())),
+            Next::Wait => {
+                calls.make(&mut plan);
+                tokio::select! {
+                    answer = calls.answer() => plan.answered(answer.0, answer.1),
+                    _ = cancel.cancelled() => return Err(Stop::Cancelled),
+                }
+                continue;
+            }
+            Next::Page(page) => page,
         };
-        let page = Arc::new(page);
+        let (seq, next_seq, has_more) = (page.seq, page.next_seq, page.has_more);
+        let page = Arc::new(page.messages);
+        let decrypting = decrypt(core, &corp, &page);
         let mut decrypted = tokio::select! {
-            decrypted = decrypt(core, &corp, &page) => decrypted.map_err(|err| failed(err.into()))?,
+            decrypted = calls.answer_while(&mut plan, decrypting) => decrypted.map_err(|err| failed(err.into()))?,
             _ = cancel.cancelled() => return Err(Stop::Cancelled),
         };
         let bad_key = decrypted
@@ -82,8 +115,6 @@ pub(super) async fn run<S>(
             let bad = decrypted.errors.swap_remove(at);
             return Err(failed(JobError::BadEncryptKey(bad)));
         }
-        let has_more = page.len() == job.limit as usize;
-        let next_seq = page.last().map_or(seq, |m| m.seq);
         if job.include_encrypted {
             // The decryption is done with the page (its blocking thread let go of it): the
             // ciphertext moves into the results rather than being copied.
@@ -91,7 +122,7 @@ pub(super) async fn run<S>(
             decrypted.attach_ciphertext(page);
         }
         record_page(core, job.corp.corp.as_deref(), next_seq, &decrypted);
-        pages_done += 1;
+        let pages_done = published.pages_done + 1;
         let output = meta.page_output(
             &corp.corpid,
             ChatPage {
@@ -110,13 +141,78 @@ pub(super) async fn run<S>(
         if cancel.is_cancelled() {
             return Err(Stop::Cancelled);
         }
-        match sink.emit(output, next).await? {
+        // Not raced with the token: a publish given up half way could still be confirmed.
+        let flow = calls
+            .answer_while(&mut plan, sink.emit(output, next))
+            .await?;
+        published = ChatProgress {
+            seq: next_seq,
+            pages_done,
+        };
+        match flow {
             Flow::HandedOff => return Ok(()),
             Flow::Continue if next.is_none() => return Ok(()),
-            Flow::Continue => seq = next_seq,
+            Flow::Continue => {}
         }
     }
-    Ok(())
+}
+
+/// The `GetChatData` calls of one run, each on a task of its own so that it goes on while the
+/// run decrypts and publishes. Dropping them stops waiting for them: a call under way finishes
+/// on its blocking thread and its handle goes back to the pool.
+struct Calls<S> {
+    core: Arc<Core<S>>,
+    corp: Arc<Corp>,
+    net: Arc<NetOptions>,
+    limit: u32,
+    out: JoinSet<(u64, Result<Vec<EncryptedMessage>, SdkError>)>,
+}
+
+impl<S: Send + Sync + 'static> Calls<S> {
+    /// Makes the calls the plan wants now.
+    fn make(&mut self, plan: &mut Catchup<EncryptedMessage, SdkError>) {
+        for start in plan.calls_to_make() {
+            let (core, corp, net) = (
+                Arc::clone(&self.core),
+                Arc::clone(&self.corp),
+                Arc::clone(&self.net),
+            );
+            let limit = self.limit;
+            let call = async move { (start, fetch_page(&core, &corp, start, limit, &net).await) };
+            self.out.spawn(call.instrument(tracing::Span::current()));
+        }
+    }
+
+    /// The next answer. Only awaited with a call out (the plan waits for one).
+    async fn answer(&mut self) -> (u64, Result<Vec<EncryptedMessage>, SdkError>) {
+        match self.out.join_next().await {
+            Some(Ok(answer)) => answer,
+            Some(Err(err)) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            other => unreachable!("the plan waits only with a call out: {other:?}"),
+        }
+    }
+
+    /// Runs `work`, meanwhile taking the answers in and making the calls they make possible.
+    async fn answer_while<T>(
+        &mut self,
+        plan: &mut Catchup<EncryptedMessage, SdkError>,
+        work: impl Future<Output = T>,
+    ) -> T {
+        tokio::pin!(work);
+        loop {
+            self.make(plan);
+            tokio::select! {
+                done = &mut work => return done,
+                answer = self.answer(), if !self.out.is_empty() => plan.answered(answer.0, answer.1),
+            }
+        }
+    }
+}
+
+impl Sequenced for EncryptedMessage {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
 }
 
 async fn fetch_page<S>(

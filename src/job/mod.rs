@@ -9,11 +9,13 @@
 //! - [`corps`]: credentials, from a job or the corp directory; [`key_cache`]: inline keys
 //!   parsed once; [`sdk_session`]: an SDK handle in process or in an SDK host; [`sdk_pool`]:
 //!   sessions pooled per corp, closed when idle;
-//! - `fetch_chatdata`, `fetch_media`: running each kind of job;
+//! - `fetch_chatdata`, `fetch_media`: running each kind of job; `catchup`: which calls a chat
+//!   job makes, several at once, and how their answers become pages;
 //! - [`sink`]: where outputs go as soon as they exist;
 //! - [`error`]: the one typed job error; [`retry`]: the retry policy, a plain value;
 //!   [`fate`]: the one decision of what happens to a job next.
 
+mod catchup;
 pub mod config;
 pub mod contract;
 pub mod core;

@@ -40,6 +40,12 @@ pub enum SinkError {
 }
 
 pub trait OutputSink: Send {
+    /// The pages after which this sink takes a chat job over ([`Flow::HandedOff`]), if it does:
+    /// the core fetches nothing for the pages after them.
+    fn pages_before_handoff(&self) -> Option<u32> {
+        None
+    }
+
     /// Delivers `output`. `next` is where the job goes on after it: `None` when it is the job's
     /// last output. Returns once the output is safe (a broker confirmed it, say).
     fn emit(

@@ -6,11 +6,13 @@
 //! letters are each confirmed by the broker before the job is acked. If any of them cannot be
 //! published, or the run was cancelled, the job is released for the broker to deliver again.
 //!
-//! A multi-page chat job runs one page per delivery: the page's result and the job's
-//! continuation (the same job, with the next `seq` and the pages done in a header) are both
-//! confirmed before the delivery is acked. A worker killed during page 7 of 10 costs page 7,
-//! not pages 1 to 7; the job's memory is one page; and the continuation queues behind the jobs
-//! already waiting, so one long catch-up cannot hold a worker's slot for hours.
+//! A multi-page chat job runs a few pages per delivery (`WECOM_CHAT_PAGES_PER_DELIVERY`), its
+//! calls for the next pages out while a page is decrypted and published; after the last of
+//! them, the page's result and the job's continuation (the same job, with the next `seq` and
+//! the pages done in a header) are both confirmed before the delivery is acked. A worker killed
+//! during a delivery costs that delivery's pages, not the job's; the job's memory is a few
+//! pages; and the continuation queues behind the jobs already waiting, so one long catch-up
+//! cannot hold a worker's slot for hours.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -32,15 +34,24 @@ use crate::job::sink::{Flow, Output, OutputSink, SinkError};
 use crate::job::{parse, Core, Job, JobKind, JobMeta};
 use crate::media::MediaStore;
 
-/// Handles one delivered job to the end: settled, or released for redelivery.
-/// `delivery_limit` is the job queues' `x-delivery-limit`: the delivery the broker counts as the
-/// last one is not run but failed, so that a job which keeps killing its workers still gets a
-/// failure result and a dead letter that says why, instead of vanishing into the dead-letter
-/// queue without either. `cancel` stops the run at its next page or chunk.
+/// How much one delivery may do.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryRules {
+    /// The job queues' `x-delivery-limit`: the delivery the broker counts as the last one is
+    /// not run but failed, so that a job which keeps killing its workers still gets a failure
+    /// result and a dead letter that says why, instead of vanishing into the dead-letter queue
+    /// without either.
+    pub delivery_limit: u32,
+    /// Pages of a chat job run before its continuation is published.
+    pub pages_per_delivery: u32,
+}
+
+/// Handles one delivered job to the end: settled, or released for redelivery. `cancel` stops
+/// the run at its next page or chunk.
 pub async fn handle<S, T>(
     core: &Arc<Core<S>>,
     transport: T,
-    delivery_limit: u32,
+    rules: DeliveryRules,
     cancel: CancellationToken,
 ) where
     S: MediaStore + Send + Sync + 'static,
@@ -83,7 +94,7 @@ pub async fn handle<S, T>(
     metrics.jobs_in_flight(1);
     let work = async {
         let ended = match parsed.map_err(JobError::from).and_then(|job| {
-            match refusal(delivered, kind, &meta, delivery_limit) {
+            match refusal(delivered, kind, &meta, rules.delivery_limit) {
                 Some(refused) => Err(refused),
                 None => Ok(job),
             }
@@ -98,6 +109,8 @@ pub async fn handle<S, T>(
                 }
                 let mut sink = PublishingSink {
                     transport: &transport,
+                    pages_per_delivery: rules.pages_per_delivery,
+                    pages: 0,
                 };
                 core.run(job, &meta, &mut sink, &cancel).await
             }
@@ -219,12 +232,20 @@ async fn carry_out<T: JobTransport>(
 }
 
 /// The sink a worker hands the core: each output is published and confirmed, and where a chat
-/// job has pages left, its continuation is too, which takes the rest of the job over.
+/// job has pages left after this delivery's share, its continuation is too, which takes the
+/// rest of the job over.
 struct PublishingSink<'a, T> {
     transport: &'a T,
+    pages_per_delivery: u32,
+    /// Pages published by this delivery.
+    pages: u32,
 }
 
 impl<T: JobTransport> OutputSink for PublishingSink<'_, T> {
+    fn pages_before_handoff(&self) -> Option<u32> {
+        Some(self.pages_per_delivery)
+    }
+
     async fn emit(
         &mut self,
         output: Output,
@@ -238,7 +259,8 @@ impl<T: JobTransport> OutputSink for PublishingSink<'_, T> {
             .publish_result(&output)
             .await
             .map_err(unpublished)?;
-        let Some(progress) = next else {
+        self.pages += 1;
+        let Some(progress) = next.filter(|_| self.pages >= self.pages_per_delivery) else {
             return Ok(Flow::Continue);
         };
         self.transport

@@ -42,7 +42,7 @@ use amqp_job::{AmqpJob, REQUEUE};
 pub use config::{AmqpArgs, TopologyArgs, WorkerConfig};
 use connection::Broker;
 use delivered::Delivered;
-use handle::handle;
+use handle::{handle, DeliveryRules};
 use signing::HeaderKey;
 
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
@@ -175,6 +175,10 @@ async fn session(
     // page or chunk, and nothing more is published for them.
     let session = CancellationToken::new();
     let delivery_limit = config.topology.delivery_limit;
+    let rules = DeliveryRules {
+        delivery_limit,
+        pages_per_delivery: config.chat_pages_per_delivery.max(1),
+    };
     let mut consumers = Deliveries::new();
     let mut tags = Vec::new();
     for kind in JobKind::ALL {
@@ -277,7 +281,7 @@ async fn session(
             session: session.clone(),
         };
         jobs.spawn(async move {
-            handle(&core, job, delivery_limit, cancel).await;
+            handle(&core, job, rules, cancel).await;
             drop(held);
         });
         // Reap finished jobs so the set does not grow.
