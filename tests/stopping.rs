@@ -75,7 +75,10 @@ async fn a_worker_killed_during_a_delivery_costs_that_deliverys_pages_only() {
     }
     for seq in [60, 70, 80] {
         let again = calls.iter().filter(|c| c.seq == Some(seq)).count();
-        assert!((1..=2).contains(&again), "page after {seq} fetched {again} times");
+        assert!(
+            (1..=2).contains(&again),
+            "page after {seq} fetched {again} times"
+        );
     }
     assert_eq!(calls.iter().filter(|c| c.seq == Some(90)).count(), 1);
 }
