@@ -130,8 +130,10 @@ async fn every_message_of_the_range_once_in_order_whatever_the_archive_and_its_s
     let seed = std::env::var("CATCHUP_SEED").map_or(20261130, |s| s.parse().unwrap());
     println!("CATCHUP_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut config = emulator::Config::default();
-    config.corps = (0..16).map(|i| draw_corp(&mut rng, i)).collect();
+    let config = emulator::Config {
+        corps: (0..16).map(|i| draw_corp(&mut rng, i)).collect(),
+        ..emulator::Config::default()
+    };
     let _emulator = Emulator::with_config(&config);
     let cores = [core(1), core(2), core(4)];
 
