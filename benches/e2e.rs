@@ -17,6 +17,12 @@
 //!   the hosts cost at most 5%), and peak RSS of the worker plus its hosts;
 //! - idle: time from start to consuming, and the RSS of a connected idle worker (target <= 30
 //!   MiB);
+//! - catch-up: one job of 20 pages of 1,000 messages at 0, 50 and 300 ms of `GetChatData`
+//!   latency with three calls out (and at 300 ms with one), against the bound max(20 x latency /
+//!   calls out, 20,000 / (cores x `openssl speed rsa2048`)) (target: within 1.25 x), and against
+//!   that bound with the emulator's own CPU time (its SDK hosts serve on the same cores) added to
+//!   the RSA's; and the worker's CPU time per message against OpenSSL's time per private-key
+//!   operation (target >= 0.85): the worker's efficiency apart from the test double's;
 //! - chat pages: one job of 100 pages of 1,000 messages through a fresh worker, its peak RSS
 //!   beside that of a fresh worker running a one-page job (target <= 40 MiB: a job's memory is
 //!   flat in its pages);
@@ -46,7 +52,7 @@ mod support;
 use common::broker::{Client, Vhost, Worker};
 use common::gateway::Gateway;
 use common::{default_config, inline_job, Emulator, CORPID, SECRET};
-use support::{memory_kib, mib, tree_memory_kib};
+use support::{children, cpu_seconds, memory_kib, mib, tree_memory_kib};
 
 /// How long a workload may take before the benchmark gives up on it.
 const PATIENCE: Duration = Duration::from_secs(300);
@@ -107,6 +113,14 @@ fn main() {
                 "workload=chat-latency-hidden ratio={:.2} (target >= 0.80)",
                 slow / plain
             );
+        }
+        if wanted("catchup") {
+            let pages = if quick { 5 } else { 20 };
+            for latency_ms in [0, 50, 300] {
+                catchup(pages, latency_ms, 3, openssl, cores).await;
+            }
+            // The pipeline alone: one call out at a time, the next made as soon as one is in.
+            catchup(pages, 300, 1, openssl, cores).await;
         }
         if wanted("pages") {
             chat_pages(if quick { 10 } else { 100 }).await;
@@ -448,13 +462,93 @@ impl Drop for Scraper {
     }
 }
 
+/// Catch-up: one chat job of `pages` pages of 1,000 messages through a fresh worker keeping
+/// `in_flight` calls out, the emulator's `GetChatData` `latency_ms` away, from the publish to
+/// the last page in the result queue. Printed beside its bound, the longer of the calls
+/// (`pages` x the latency / the calls out) and the RSA (a private-key operation per message on
+/// every core, at `openssl speed`'s rate). Also the worker's own CPU time per message (its SDK
+/// hosts, where the emulator serves, are other processes) against OpenSSL's time per
+/// private-key operation: the worker's efficiency apart from the test double's.
+async fn catchup(pages: u64, latency_ms: u64, in_flight: usize, openssl: f64, cores: usize) {
+    let mut config = default_config();
+    config.corps[0].message_count = pages * 1000 + 1;
+    config.corps[0].faults.get_chat_data.latency_ms = latency_ms;
+    // The emulator hashes each message's media as it serves the message: serving cost that
+    // the real server pays, kept small here because the emulator shares the worker's cores.
+    config.corps[0].media_sizes.max = 4 << 10;
+    let (vhost, emulator) = (Vhost::new(), Emulator::for_children(Some(&config)));
+    let in_flight_arg = in_flight.to_string();
+    let worker = start_worker(
+        &vhost,
+        &emulator,
+        &["--chat-pages-in-flight", &in_flight_arg],
+    );
+    let client = Client::connect(&vhost).await;
+    let mut consumer = results_consumer(&client, "chatdata-results").await;
+    let job = inline_job(json!({"job_id": "catch-up", "limit": 1000, "max_pages": pages}));
+    let cpu_before = cpu_seconds(worker.child.id());
+    let start = Instant::now();
+    client.submit("fetch-chatdata", &job).await;
+    let mut results = Vec::new();
+    for _ in 0..pages {
+        let delivery = tokio::time::timeout(PATIENCE, consumer.next())
+            .await
+            .expect("the pages arrive in time")
+            .expect("the consumer is open")
+            .unwrap();
+        results.push(delivery.data);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(worker.child.id()) - cpu_before;
+    // The hosts start with the job: all their time is the job's.
+    let hosts_cpu: f64 = children(worker.child.id())
+        .into_iter()
+        .map(cpu_seconds)
+        .sum();
+    let messages: usize = results
+        .iter()
+        .map(|data| {
+            serde_json::from_slice::<ResultSummary>(data)
+                .unwrap()
+                .messages
+                .len()
+        })
+        .sum();
+    assert_eq!(messages as u64, pages * 1000);
+    let calls = pages as f64 * latency_ms as f64 / 1000.0 / in_flight as f64;
+    let rsa = messages as f64 / (openssl * cores as f64);
+    let bound = calls.max(rsa);
+    // On this machine the emulator, serving, shares the cores with the worker.
+    let shared = calls.max((rsa * cores as f64 + hosts_cpu) / cores as f64);
+    let cpu_per_message = cpu / messages as f64;
+    println!(
+        "workload=catchup-{latency_ms}ms-{in_flight}-out pages={pages} messages={messages} \
+         sdk_latency_ms={latency_ms} calls_out={in_flight} seconds={seconds:.2} \
+         bound_seconds={bound:.2} (calls {calls:.2}, rsa {rsa:.2}) ratio_to_bound={:.2} \
+         (target <= 1.25) bound_with_the_emulators_cpu_seconds={shared:.2} ratio_to_it={:.2} \
+         worker_cpu_us_per_message={:.0} openssl_us_per_private_op={:.0} \
+         cpu_efficiency={:.2} (target >= 0.85) worker_cpu_s={cpu:.2} sdk_hosts_cpu_s={hosts_cpu:.2}",
+        seconds / bound,
+        seconds / shared,
+        cpu_per_message * 1e6,
+        1e6 / openssl,
+        (1.0 / openssl) / cpu_per_message,
+    );
+}
+
 /// One chat job of `pages` pages of 1,000 messages, and one of a single page, each through a
 /// fresh worker: seconds and the worker's peak RSS. The long job runs twice: as the binary runs
 /// by default, and with glibc's malloc arenas capped at two (`MALLOC_ARENA_MAX=2`), as the
 /// Docker image runs it.
 async fn chat_pages(pages: u64) {
     let mut peaks = Vec::new();
-    for (max_pages, arenas) in [(1, None), (pages, None), (pages, Some("2"))] {
+    let one_call_out = Some("1");
+    for (max_pages, arenas, calls_out) in [
+        (1, None, None),
+        (pages, None, None),
+        (pages, Some("2"), None),
+        (pages, None, one_call_out),
+    ] {
         let mut config = default_config();
         config.corps[0].message_count = pages * 1000 + 1;
         let (vhost, emulator) = (Vhost::new(), Emulator::for_children(Some(&config)));
@@ -464,6 +558,9 @@ async fn chat_pages(pages: u64) {
         ];
         if let Some(arenas) = arenas {
             env.push(("MALLOC_ARENA_MAX", arenas));
+        }
+        if let Some(calls_out) = calls_out {
+            env.push(("WECOM_CHAT_PAGES_IN_FLIGHT", calls_out));
         }
         let worker = Worker::start_with_env(&vhost, &emulator, &[], &env);
         let client = Client::connect(&vhost).await;
@@ -482,17 +579,19 @@ async fn chat_pages(pages: u64) {
         let peak = mib(memory_kib(worker.child.id(), "VmHWM:"));
         println!(
             "workload=chat-pages-{max_pages} pages={max_pages} messages={} malloc_arena_max={} \
-                 seconds={seconds:.2} worker_peak_rss_mib={peak:.1}",
+                 calls_out={} seconds={seconds:.2} worker_peak_rss_mib={peak:.1}",
             max_pages * 1000,
             arenas.unwrap_or("default"),
+            calls_out.unwrap_or("default"),
         );
         peaks.push(peak);
     }
     println!(
             "workload=chat-pages pages={pages} worker_peak_rss_mib={:.1} with_malloc_arena_max_2={:.1} \
-             one_page_worker_peak_rss_mib={:.1} ratio={:.2} (target <= 40 MiB)",
+             with_one_call_out={:.1} one_page_worker_peak_rss_mib={:.1} ratio={:.2} (target <= 40 MiB)",
             peaks[1],
             peaks[2],
+            peaks[3],
             peaks[0],
             peaks[1] / peaks[0]
         );

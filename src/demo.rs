@@ -119,7 +119,7 @@ async fn demo(
         topology: TopologyArgs { delivery_limit: 5 },
         prefetch: 8,
         concurrency: 8,
-        chat_pages_per_delivery: 10,
+        chat_pages_per_delivery: 20,
         drain_timeout_secs: 50,
         header_key_file: None,
         accept_unsigned_headers: false,

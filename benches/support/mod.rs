@@ -61,8 +61,17 @@ pub fn memory_kib(pid: u32, field: &str) -> u64 {
 
 /// [`memory_kib`] of `pid` plus that of each of its children (a worker's SDK hosts).
 pub fn tree_memory_kib(pid: u32, field: &str) -> u64 {
+    memory_kib(pid, field)
+        + children(pid)
+            .iter()
+            .map(|&child| memory_kib(child, field))
+            .sum::<u64>()
+}
+
+/// The processes `pid` started that are running now (a worker's SDK hosts).
+pub fn children(pid: u32) -> Vec<u32> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
-    let children: Vec<u32> = tasks
+    tasks
         .flatten()
         .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
         .flat_map(|list| {
@@ -70,12 +79,17 @@ pub fn tree_memory_kib(pid: u32, field: &str) -> u64 {
                 .filter_map(|child| child.parse().ok())
                 .collect::<Vec<u32>>()
         })
-        .collect();
-    memory_kib(pid, field)
-        + children
-            .iter()
-            .map(|&child| memory_kib(child, field))
-            .sum::<u64>()
+        .collect()
+}
+
+/// The CPU time (user plus system) a process has used, in seconds: its own, not its children's.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // The kernel's clock tick for these fields (USER_HZ) is 100 on Linux.
+    ticks as f64 / 100.0
 }
 
 pub fn mib(kib: u64) -> f64 {

@@ -144,7 +144,7 @@ impl<M: Sequenced, E> Catchup<M, E> {
         }
         while !self.caught_up
             && self.in_flight.len() < self.in_flight_max
-            && self.expected_messages() < u64::from(self.pages_ahead) * self.limit
+            && self.expected_messages() < self.window()
         {
             if self.next_start <= self.frontier {
                 // The guesses fell behind: the frontier's own call covers the next `step`.
@@ -271,8 +271,7 @@ impl<M: Sequenced, E> Catchup<M, E> {
     /// the run is not over there.
     fn needs_the_frontier(&self) -> bool {
         // Only messages up to the frontier count: later ones cannot be used until it gets there.
-        (self.ready.len() as u64) < u64::from(self.pages_ahead) * self.limit
-            && (!self.caught_up || self.later_messages())
+        (self.ready.len() as u64) < self.window() && (!self.caught_up || self.later_messages())
     }
 
     fn frontier_asked(&self) -> bool {
@@ -289,6 +288,14 @@ impl<M: Sequenced, E> Catchup<M, E> {
     /// Caught up, and nothing asked or answered says otherwise.
     fn is_caught_up(&self) -> bool {
         self.caught_up && self.in_flight.is_empty() && !self.later_messages()
+    }
+
+    /// How many messages to have in or asked for beyond the last page: the pages ahead, but
+    /// no more than one page beyond the calls out, so that a run whose calls outpace its
+    /// decryption holds a few pages, not all of them.
+    fn window(&self) -> u64 {
+        let pages = self.pages_ahead.min(self.in_flight_max as u32 + 1);
+        u64::from(pages) * self.limit
     }
 
     /// Messages this run has or has asked for, beyond the last page.
@@ -556,6 +563,22 @@ mod tests {
         // The door went on after all: so does the plan.
         assert!(matches!(plan.next(), Next::Wait));
         assert_eq!(plan.calls_to_make(), [20, 30]);
+    }
+
+    #[test]
+    fn a_run_whose_pages_are_not_taken_holds_one_page_beyond_its_calls_out() {
+        let mut plan: Catchup<Message, ()> = Catchup::new(0, 10, 2, 100, None);
+        let mut asked = Vec::new();
+        for _ in 0..10 {
+            for start in plan.calls_to_make() {
+                asked.push(start);
+                let messages = (start + 1..=start + 10).map(Message).collect();
+                plan.answered(start, Ok(messages));
+            }
+        }
+        assert_eq!(asked, [0, 10, 20], "two calls out, one page beyond");
+        assert!(matches!(plan.next(), Next::Page(_)));
+        assert_eq!(plan.calls_to_make(), [30]);
     }
 
     #[test]

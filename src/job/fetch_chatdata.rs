@@ -13,9 +13,10 @@ use std::time::Instant;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
-use super::catchup::{Catchup, Next, Sequenced};
+use super::catchup::{Catchup, Next, PlannedPage, Sequenced};
 
 use super::contract::{ChatPage, ChatProgress, ChatdataJob, JobKind, NetRef};
 use super::core::{in_blocking_thread, Core, JobMeta};
@@ -78,7 +79,10 @@ where
         job.max_pages - start.pages_done,
         sink.pages_before_handoff(),
     );
+    let handoff_after = sink.pages_before_handoff();
     let mut published = start;
+    // The next page, decrypting while this one is published.
+    let mut upcoming: Option<Decrypting> = None;
     // The official advice for 10008 is to fetch the page again: it is, while the policy allows
     // another attempt; on the last one, the page is delivered with those messages as errors.
     let may_retry = core.policy().allows_retry_after(meta.attempt);
@@ -87,24 +91,32 @@ where
             error,
             progress: Some(published),
         };
-        let page = match plan.next() {
-            Next::Done => return Ok(()),
-            Next::Failed(err) => return Err(failed(err.into())),
-            Next::Wait => {
-                calls.make(&mut plan);
-                tokio::select! {
-                    answer = calls.answer() => plan.answered(answer.0, answer.1),
-                    _ = cancel.cancelled() => return Err(Stop::Cancelled),
+        let current = match upcoming.take() {
+            Some(decrypting) => decrypting,
+            None => loop {
+                match plan.next() {
+                    Next::Page(page) => break Decrypting::start(core, &corp, page),
+                    Next::Done => return Ok(()),
+                    Next::Failed(err) => return Err(failed(err.into())),
+                    Next::Wait => {
+                        calls.make(&mut plan);
+                        tokio::select! {
+                            answer = calls.answer() => plan.answered(answer.0, answer.1),
+                            _ = cancel.cancelled() => return Err(Stop::Cancelled),
+                        }
+                    }
                 }
-                continue;
-            }
-            Next::Page(page) => page,
+            },
         };
-        let (seq, next_seq, has_more) = (page.seq, page.next_seq, page.has_more);
-        let page = Arc::new(page.messages);
-        let decrypting = decrypt(core, &corp, &page);
+        let Decrypting {
+            seq,
+            next_seq,
+            has_more,
+            page,
+            task,
+        } = current;
         let mut decrypted = tokio::select! {
-            decrypted = calls.answer_while(&mut plan, decrypting) => decrypted.map_err(|err| failed(err.into()))?,
+            decrypted = calls.answer_while(&mut plan, joined(task)) => decrypted.map_err(|err| failed(err.into()))?,
             _ = cancel.cancelled() => return Err(Stop::Cancelled),
         };
         let bad_key = decrypted
@@ -120,6 +132,9 @@ where
             // ciphertext moves into the results rather than being copied.
             let page = Arc::try_unwrap(page).unwrap_or_else(|shared| shared.as_ref().clone());
             decrypted.attach_ciphertext(page);
+        } else {
+            // Not kept while the page is published: the next one is decrypting meanwhile.
+            drop(page);
         }
         record_page(core, job.corp.corp.as_deref(), next_seq, &decrypted);
         let pages_done = published.pages_done + 1;
@@ -138,6 +153,16 @@ where
             seq: next_seq,
             pages_done,
         });
+        // The next page, if it is in, decrypts while this one is published; not when the door
+        // takes the job over after this one.
+        let mut then = None;
+        if next.is_some() && handoff_after != Some(pages_done - start.pages_done) {
+            match plan.next() {
+                Next::Page(page) => upcoming = Some(Decrypting::start(core, &corp, page)),
+                Next::Wait => {}
+                end => then = Some(end),
+            }
+        }
         if cancel.is_cancelled() {
             return Err(Stop::Cancelled);
         }
@@ -149,10 +174,56 @@ where
             seq: next_seq,
             pages_done,
         };
-        match flow {
-            Flow::HandedOff => return Ok(()),
-            Flow::Continue if next.is_none() => return Ok(()),
-            Flow::Continue => {}
+        match (flow, then) {
+            (Flow::HandedOff, _) => return Ok(()),
+            (Flow::Continue, _) if next.is_none() => return Ok(()),
+            (Flow::Continue, Some(Next::Failed(err))) => {
+                return Err(Stop::Failed {
+                    error: err.into(),
+                    progress: Some(published),
+                })
+            }
+            (Flow::Continue, Some(_)) => return Ok(()),
+            (Flow::Continue, None) => {}
+        }
+    }
+}
+
+/// A page being decrypted on a task of its own (stopped if dropped), with what its result
+/// says of it.
+struct Decrypting {
+    seq: u64,
+    next_seq: u64,
+    has_more: bool,
+    page: Arc<Vec<EncryptedMessage>>,
+    task: AbortOnDropHandle<Result<DecryptedPage, SdkError>>,
+}
+
+/// What a task returned; its panic, if it panicked.
+async fn joined<T>(task: AbortOnDropHandle<T>) -> T {
+    match task.await {
+        Ok(done) => done,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(err) => unreachable!("the task is only aborted when its handle is dropped: {err}"),
+    }
+}
+
+impl Decrypting {
+    fn start<S: Send + Sync + 'static>(
+        core: &Arc<Core<S>>,
+        corp: &Arc<Corp>,
+        page: PlannedPage<EncryptedMessage>,
+    ) -> Self {
+        let messages = Arc::new(page.messages);
+        let (core, corp, shared) = (Arc::clone(core), Arc::clone(corp), Arc::clone(&messages));
+        let decrypting = async move { decrypt(&core, &corp, &shared).await };
+        let task = tokio::spawn(decrypting.instrument(tracing::Span::current()));
+        Self {
+            seq: page.seq,
+            next_seq: page.next_seq,
+            has_more: page.has_more,
+            page: messages,
+            task: AbortOnDropHandle::new(task),
         }
     }
 }

@@ -78,7 +78,7 @@ pub struct WorkerConfig {
     /// Pages of a multi-page chat job run per delivery; then a continuation of the job takes
     /// the rest over. More pages keep more calls ahead busy; a worker lost during a delivery
     /// costs (and publishes again) up to that many pages.
-    #[arg(long, env = "WECOM_CHAT_PAGES_PER_DELIVERY", default_value_t = 10)]
+    #[arg(long, env = "WECOM_CHAT_PAGES_PER_DELIVERY", default_value_t = 20)]
     pub chat_pages_per_delivery: u32,
     /// Seconds a stopping worker waits for its running jobs; then they are released to the
     /// broker unfinished and the worker exits. Keep it below the supervisor's grace period.
