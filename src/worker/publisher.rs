@@ -36,6 +36,12 @@ impl PublishError {
 /// (another worker declaring the topology), but does not come back by waiting long.
 const RETURNED_TRIES: u32 = 5;
 
+/// The longest wait before a refused publish is tried again. A quorum queue refuses publishes
+/// while its cluster elects a new leader (a node died or froze) as well as when it is full: a
+/// longer wait would add itself to the broker's failover, and trying a refused publish every
+/// few seconds costs the broker little.
+const MAX_REFUSED_PAUSE: Duration = Duration::from_secs(2);
+
 /// How long a publish already under way when `stop` fires may still wait for its confirm. Its
 /// frames may have left: abandoning a continuation the broker then confirms would run the rest
 /// of its job twice, so it gets a moment; a broker that does not answer in time does not hold a
@@ -100,9 +106,9 @@ impl Publisher {
         }
     }
 
-    /// Publishes until confirmed, waiting with backoff while the broker refuses (a full result
-    /// queue, say). Gives up when the connection fails, when `stop` fires, or after a few
-    /// returns: the job is then released for redelivery.
+    /// Publishes until confirmed, waiting with backoff (up to [`MAX_REFUSED_PAUSE`]) while the
+    /// broker refuses (a full result queue, say). Gives up when the connection fails, when
+    /// `stop` fires, or after a few returns: the job is then released for redelivery.
     pub async fn publish_until_confirmed(
         &self,
         exchange: &str,
@@ -143,7 +149,7 @@ impl Publisher {
                         _ = tokio::time::sleep(pause) => {}
                         _ = stop.cancelled() => return Err(PublishError::Stopped),
                     }
-                    pause = (pause * 2).min(Duration::from_secs(10));
+                    pause = (pause * 2).min(MAX_REFUSED_PAUSE);
                 }
             }
         }
