@@ -186,6 +186,18 @@ async fn fate_of(
     delivered: &Delivered,
     refuse_results: bool,
 ) -> Vec<Event> {
+    fate_under(core, kind, body, delivered, refuse_results, RULES).await
+}
+
+/// [`fate_of`], under other rules.
+async fn fate_under(
+    core: &Arc<Core>,
+    kind: JobKind,
+    body: &[u8],
+    delivered: &Delivered,
+    refuse_results: bool,
+    rules: DeliveryRules,
+) -> Vec<Event> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let delivery = FakeDelivery {
         body: body.to_vec(),
@@ -195,7 +207,7 @@ async fn fate_of(
         refuse_results,
     };
     let cancel = CancellationToken::new();
-    handle(core, delivery, RULES, cancel).await;
+    handle(core, delivery, rules, cancel).await;
     let events = events.lock().unwrap().clone();
     events
 }
@@ -242,6 +254,53 @@ async fn a_one_page_job_publishes_its_page_and_is_acked() {
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(result_id(&events[0]), Some("ok:page-1"));
     assert_eq!(events[1], Event::Ack);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_publishes_its_share_of_pages_in_order_and_asks_for_none_beyond() {
+    let emulator = Emulator::default_corp();
+    let core = core(&emulator);
+    let job = inline_job(json!({"job_id": "share", "limit": 10, "max_pages": 5}));
+    let two_pages = DeliveryRules {
+        pages_per_delivery: 2,
+        ..RULES
+    };
+    let events = fate_under(
+        &core,
+        JobKind::FetchChatdata,
+        &chat(&job),
+        &delivered(1, None),
+        false,
+        two_pages,
+    )
+    .await;
+    assert_eq!(events.len(), 4, "{events:?}");
+    let pages: Vec<(u64, u64)> = events[..2]
+        .iter()
+        .map(|event| {
+            let Event::Result(_, page) = event else {
+                panic!("{events:?}")
+            };
+            (
+                page["seq"].as_u64().unwrap(),
+                page["next_seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(pages, [(0, 10), (10, 20)]);
+    let next = ChatProgress {
+        seq: 20,
+        pages_done: 2,
+    };
+    assert_eq!(events[2..], [Event::Continuation(next), Event::Ack]);
+    // Its two pages were asked for, and nothing for the continuation's.
+    let mut asked: Vec<u64> = emulator
+        .calls_of("GetChatData")
+        .iter()
+        .filter_map(|call| call.seq)
+        .collect();
+    asked.sort();
+    assert_eq!(asked, [0, 10]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

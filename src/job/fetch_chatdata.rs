@@ -72,14 +72,14 @@ where
         limit: job.limit,
         out: JoinSet::new(),
     };
+    let handoff_after = sink.pages_before_handoff();
     let mut plan: Catchup<EncryptedMessage, SdkError> = Catchup::new(
         start.seq,
         job.limit,
         core.chat_pages_in_flight,
         job.max_pages - start.pages_done,
-        sink.pages_before_handoff(),
+        handoff_after,
     );
-    let handoff_after = sink.pages_before_handoff();
     let mut published = start;
     // The next page, decrypting while this one is published.
     let mut upcoming: Option<Decrypting> = None;
