@@ -104,6 +104,11 @@ impl HostSpawner {
             // Not the worker's environment: it holds the broker URL, password included.
             .env_clear()
             .envs(std::env::vars_os().filter(|(name, _)| passed_to_hosts(name)))
+            .envs(
+                std::env::var_os(TUNABLES)
+                    .is_none()
+                    .then_some((TUNABLES, HOST_MALLOC)),
+            )
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             // The library's own chatter on stdout lands in the worker's log stream.
             .stdout(Stdio::from(chatter))
@@ -128,6 +133,16 @@ impl HostSpawner {
     }
 }
 
+/// glibc's settings, which a host takes from the worker's environment when it has them.
+const TUNABLES: &str = "GLIBC_TUNABLES";
+
+/// A host's malloc, unless the worker's environment says otherwise: media chunks (512 KiB, in
+/// the library and in the host) from the heap, not from a fresh mapping each, and freed memory
+/// kept for the next chunk rather than handed back to the kernel. Otherwise every chunk costs
+/// its pages faulted in again (a tenth of the host's time on a large file).
+const HOST_MALLOC: &str =
+    "glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=33554432";
+
 /// The environment variables a host gets: what the library's process needs and the logs', and
 /// the emulator's settings in tests. Never the worker's broker or key settings.
 fn passed_to_hosts(name: &std::ffi::OsStr) -> bool {
@@ -140,6 +155,7 @@ fn passed_to_hosts(name: &std::ffi::OsStr) -> bool {
         "RUST_BACKTRACE",
         "WECOM_LOG_FORMAT",
         "MALLOC_ARENA_MAX",
+        TUNABLES,
     ]
     .contains(&name.as_ref())
         || name.starts_with("WECOM_EMULATOR_")

@@ -169,8 +169,12 @@ fn read_part(input: &mut impl Read, len: [u8; 4]) -> io::Result<Vec<u8>> {
     if len > MAX_FRAME {
         return Err(io::Error::other("a frame over 64 MiB"));
     }
-    let mut bytes = vec![0u8; len as usize];
-    input.read_exact(&mut bytes)?;
+    // Read into spare capacity: a media chunk is not zeroed first only to be overwritten.
+    let mut bytes = Vec::with_capacity(len as usize);
+    input.take(u64::from(len)).read_to_end(&mut bytes)?;
+    if bytes.len() != len as usize {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(bytes)
 }
 
