@@ -7,7 +7,7 @@
 //! the job that asked. Nor does it leave a core dump (it holds the corp secret and messages'
 //! keys), and it exits when its worker is gone, even while the library holds it in a call.
 
-use std::io::{BufReader, BufWriter};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -30,8 +30,17 @@ pub fn serve(lib: &Path) -> anyhow::Result<()> {
     let mut output = BufWriter::new(socket);
     let mut handle: Option<SdkHandle> = None;
     while let Some((request, _)) = read_frame::<Request>(&mut input, Holds::Secrets)? {
-        let (response, payload) = answer(&sdk, &mut handle, &request);
-        write_frame(&mut output, &response, &payload)?;
+        match (&request, handle.as_mut()) {
+            (
+                Request::GetMediaData {
+                    sdkfileid,
+                    index,
+                    net,
+                },
+                Some(open),
+            ) => send_media_chunk(open, sdkfileid, index, net, &mut output)?,
+            _ => write_frame(&mut output, &answer(&sdk, &mut handle, &request), &[])?,
+        }
     }
     Ok(())
 }
@@ -63,42 +72,35 @@ fn exit_with_parent() {
     });
 }
 
-/// The response to `request`, and its payload (a media chunk's bytes).
+/// The response to `request`, which has no payload (a media chunk with a handle open is
+/// [`send_media_chunk`]'s).
 fn answer(
     sdk: &std::sync::Arc<FinanceSdk>,
     handle: &mut Option<SdkHandle>,
     request: &Request,
-) -> (Response, Vec<u8>) {
-    let failed = |err: crate::sdk::SdkError| (Response::Failed(WireError::from(err)), Vec::new());
-    let answered = |response: Response| (response, Vec::new());
+) -> Response {
+    let failed = |err: crate::sdk::SdkError| Response::Failed(WireError::from(err));
     match request {
         Request::Open { corpid, secret } => {
             let secret = SecretString::from(secret.clone());
             match sdk.open_handle(corpid, &secret) {
                 Ok(opened) => {
                     *handle = Some(opened);
-                    answered(Response::Opened)
+                    Response::Opened
                 }
                 Err(err) => failed(err),
             }
         }
         Request::GetChatData { seq, limit, net } => match handle {
             Some(handle) => match handle.get_chat_data(*seq, *limit, &net_options(net)) {
-                Ok(page) => answered(Response::Page(page)),
+                Ok(page) => Response::Page(page),
                 Err(err) => failed(err),
             },
             None => not_open(),
         },
-        Request::GetMediaData {
-            sdkfileid,
-            index,
-            net,
-        } => match handle {
-            Some(handle) => media_chunk(handle, sdkfileid, index, net),
-            None => not_open(),
-        },
+        Request::GetMediaData { .. } => not_open(),
         // Stateless and thread-safe (docs/SDK.md section 2): the page's messages at once.
-        Request::DecryptData { items } => answered(Response::Decrypted(
+        Request::DecryptData { items } => Response::Decrypted(
             items
                 .par_iter()
                 .map(|(key, message)| {
@@ -108,31 +110,30 @@ fn answer(
                         .map_err(WireError::from)
                 })
                 .collect(),
-        )),
+        ),
     }
 }
 
-/// `GetMediaData`: the chunk's next index in the response, its bytes as the payload.
-fn media_chunk(
+/// `GetMediaData`: the chunk's next index in the response, its bytes as the payload, written
+/// from the library's own buffer (a copy fewer per 512 KiB chunk).
+fn send_media_chunk(
     handle: &mut SdkHandle,
     sdkfileid: &str,
     index: &str,
     net: &WireNet,
-) -> (Response, Vec<u8>) {
-    match handle.get_media_chunk(sdkfileid, index, &net_options(net)) {
-        Ok(chunk) => (
-            Response::Chunk {
-                next_index: chunk.next_index,
-            },
-            chunk.data,
-        ),
-        Err(err) => (Response::Failed(WireError::from(err)), Vec::new()),
+    output: &mut impl Write,
+) -> io::Result<()> {
+    let sent = handle.get_media_chunk_with(sdkfileid, index, &net_options(net), |data, next| {
+        write_frame(output, &Response::Chunk { next_index: next }, data)
+    });
+    match sent {
+        Ok(written) => written,
+        Err(err) => write_frame(output, &Response::Failed(WireError::from(err)), &[]),
     }
 }
 
-fn not_open() -> (Response, Vec<u8>) {
-    let refused = WireError::Refused("no handle is open".into());
-    (Response::Failed(refused), Vec::new())
+fn not_open() -> Response {
+    Response::Failed(WireError::Refused("no handle is open".into()))
 }
 
 fn net_options(net: &WireNet) -> NetOptions {

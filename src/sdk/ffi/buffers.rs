@@ -65,13 +65,17 @@ impl<'lib> OwnedMediaData<'lib> {
         self.raw.as_ptr()
     }
 
-    /// The chunk's bytes, copied out by `data_len`.
-    pub(super) fn data(&self) -> Vec<u8> {
-        // SAFETY: `raw` is live; GetData never returns NULL and points at `data_len` bytes.
-        unsafe {
+    /// Lends the chunk's `data_len` bytes, where the library keeps them, to `use_bytes`.
+    pub(super) fn with_data<R>(&self, use_bytes: impl FnOnce(&[u8]) -> R) -> R {
+        // SAFETY: `raw` is live while `self` is borrowed (FreeMediaData runs only in `drop`);
+        // GetData never returns NULL and points at `data_len` bytes that the MediaData owns; the
+        // library writes them only inside GetMediaData, which has returned, and the slice cannot
+        // outlive this borrow of `self`.
+        let bytes = unsafe {
             let len = (self.fns.GetDataLen)(self.as_ptr());
-            copy_out((self.fns.GetData)(self.as_ptr()), len)
-        }
+            lend((self.fns.GetData)(self.as_ptr()), len)
+        };
+        use_bytes(bytes)
     }
 
     /// The index of the next chunk (empty after the last one), copied out by its length.
@@ -99,11 +103,18 @@ impl Drop for OwnedMediaData<'_> {
 /// # Safety
 /// `ptr` must be valid for reads of `len` bytes when `len > 0`.
 unsafe fn copy_out(ptr: *const c_char, len: c_int) -> Vec<u8> {
+    lend(ptr, len).to_vec()
+}
+
+/// The `len` bytes at `ptr` (none when `len` is not positive or `ptr` is NULL).
+///
+/// # Safety
+/// `ptr` must be valid for reads of `len` bytes when `len > 0`, and those bytes must neither
+/// change nor be freed for `'a`.
+unsafe fn lend<'a>(ptr: *const c_char, len: c_int) -> &'a [u8] {
     match usize::try_from(len) {
-        Ok(len) if len > 0 && !ptr.is_null() => {
-            std::slice::from_raw_parts(ptr.cast::<u8>(), len).to_vec()
-        }
-        _ => Vec::new(),
+        Ok(len) if len > 0 && !ptr.is_null() => std::slice::from_raw_parts(ptr.cast::<u8>(), len),
+        _ => &[],
     }
 }
 

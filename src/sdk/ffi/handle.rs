@@ -104,6 +104,22 @@ impl SdkHandle {
         index: &str,
         net: &NetOptions,
     ) -> Result<MediaChunk, SdkError> {
+        self.get_media_chunk_with(sdkfileid, index, net, |data, next_index| MediaChunk {
+            data: data.to_vec(),
+            next_index,
+        })
+    }
+
+    /// As [`SdkHandle::get_media_chunk`], lending the chunk's bytes where the library keeps
+    /// them to `use_chunk`, with the next index, instead of copying them out: an SDK host
+    /// writes them to its socket from there.
+    pub fn get_media_chunk_with<R>(
+        &mut self,
+        sdkfileid: &str,
+        index: &str,
+        net: &NetOptions,
+        use_chunk: impl FnOnce(&[u8], Option<String>) -> R,
+    ) -> Result<R, SdkError> {
         let fileid = guard::c_id("sdkfileid", sdkfileid)?;
         let index_c = guard::media_index(index)?;
         let (proxy, password, timeout) = net_args(net)?;
@@ -142,10 +158,7 @@ impl SdkHandle {
             }
             Some(next)
         };
-        Ok(MediaChunk {
-            data: out.data(),
-            next_index,
-        })
+        Ok(out.with_data(|data| use_chunk(data, next_index)))
     }
 }
 
