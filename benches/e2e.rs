@@ -14,7 +14,8 @@
 //!   (target: at most 2% slower than without);
 //! - SDK hosts: the chat catch-up and the 1 GiB file again with the library loaded by the
 //!   worker (`--sdk-isolation in-process`), throughput against the default SDK hosts (target:
-//!   the hosts cost at most 5%), and peak RSS of the worker plus its hosts;
+//!   the hosts cost at most 5%; the file's pair runs three times in turns, and the median
+//!   ratio counts), and peak RSS of the worker plus its hosts;
 //! - idle: time from start to consuming, and the RSS of a connected idle worker (target <= 30
 //!   MiB);
 //! - catch-up: one job of 20 pages of 1,000 messages at 0, 50 and 300 ms of `GetChatData`
@@ -127,20 +128,29 @@ fn main() {
         }
         if wanted("media") {
             let large = if quick { 64 << 20 } else { 1 << 30 };
-            let hosted = media(
-                "media-large",
-                1,
-                large,
-                PROCESS,
-                "targets ratio >= 0.80, peak <= 64",
-            )
-            .await;
-            let in_process =
-                media("media-large-in-process", 1, large, IN_PROCESS, "reference").await;
+            // This VM's speed moves by 15% between runs: the pair runs in turns, three times,
+            // and the median ratio is the figure.
+            let mut ratios = Vec::new();
+            for _ in 0..if quick { 1 } else { 3 } {
+                let hosted = media(
+                    "media-large",
+                    1,
+                    large,
+                    PROCESS,
+                    "targets ratio >= 0.80, peak <= 64",
+                )
+                .await;
+                let in_process =
+                    media("media-large-in-process", 1, large, IN_PROCESS, "reference").await;
+                ratios.push(hosted / in_process);
+            }
+            let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+            ratios.sort_by(f64::total_cmp);
             println!(
-                "workload=media-sdk-host-cost ratio={:.2} (SDK hosts against the library in \
-                 process, target >= 0.95)",
-                hosted / in_process
+                "workload=media-sdk-host-cost ratio={:.2} rounds=[{}] (SDK hosts against the \
+                 library in process, the median of the rounds, target >= 0.95)",
+                ratios[ratios.len() / 2],
+                each.join(" "),
             );
             // As against Tencent's servers: each chunk a network round trip away.
             let slow = if quick { 4 << 20 } else { 64 << 20 };
