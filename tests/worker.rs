@@ -394,7 +394,11 @@ async fn a_dead_letter_replayed_after_the_cause_is_fixed_succeeds() {
         "{shown}"
     );
     let dry = vhost.cli(&["dlq", "replay", "--kind", "chatdata", "--dry-run"]);
-    assert!(dry.status.success());
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
     assert_eq!(
         client.depth("fetch-chatdata.dead").await,
         1,

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
@@ -134,9 +135,33 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// How long a one-shot broker command (`topology apply`, `publish`, `dlq`) may take. Its work
+/// is a few round trips (a dead-letter queue of thousands takes seconds); one that hears no
+/// more from the broker, or whose connection died under it, must not hang an operator's shell
+/// or a script for ever.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs a one-shot broker command within [`COMMAND_TIMEOUT`]. What it held unacked (dead
+/// letters being read) goes back to its queue when the process ends and its connection closes.
+fn one_shot<T>(
+    command: &str,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    runtime()?.block_on(async {
+        tokio::time::timeout(COMMAND_TIMEOUT, work)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{command}: the broker did not finish the command within {COMMAND_TIMEOUT:?}; \
+                     dead letters it held go back to their queue"
+                )
+            })?
+    })
+}
+
 /// How long the process waits, once the worker returned, for SDK calls still under way in
 /// cancelled jobs: not at all, their jobs are already back in the broker.
-pub(super) const ABANDON_SDK_CALLS: std::time::Duration = std::time::Duration::ZERO;
+pub(super) const ABANDON_SDK_CALLS: Duration = Duration::ZERO;
 
 /// Runs the worker until SIGTERM or SIGINT.
 pub fn run_worker(command: WorkerCommand) -> anyhow::Result<ExitCode> {
@@ -176,7 +201,7 @@ pub fn topology(command: TopologyCommand, out: &mut JsonLines) -> anyhow::Result
         retry,
         topology,
     } = command;
-    runtime()?.block_on(async {
+    one_shot("topology apply", async {
         let connection = Broker::from_args(&amqp)?
             .connect("wecom-archive topology")
             .await?;
@@ -253,7 +278,7 @@ pub fn publish(command: PublishCommand, out: &mut JsonLines) -> anyhow::Result<E
         unreachable!("built as an object")
     };
     let (job_id, body) = job_body(&corp, fields)?;
-    runtime()?.block_on(async {
+    one_shot("publish", async {
         let broker = Broker::from_args(&amqp)?;
         let connection = broker.connect("wecom-archive publish").await?;
         let publisher = broker.publisher(&connection).await?;
@@ -275,7 +300,7 @@ pub fn publish(command: PublishCommand, out: &mut JsonLines) -> anyhow::Result<E
 }
 
 pub fn dlq(command: DlqCommand, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async {
+    one_shot("dlq", async {
         let (args, action) = match &command {
             DlqCommand::List(args) => (args, "list"),
             DlqCommand::Show(args) => (args, "show"),
