@@ -633,8 +633,9 @@ fn left_session_after(worker: &Worker, since: f64) -> Option<Duration> {
 }
 
 /// The longest time between two jobs a worker finished, from the `job done` lines of its log
-/// (their UTC time of day): how long it stalled while the backlog waited.
-fn longest_stall(worker: &Worker) -> Duration {
+/// (their UTC time of day): how long it stalled while the backlog waited, and when (the time
+/// of day of the last job before it).
+fn longest_stall(worker: &Worker) -> (Duration, f64) {
     // Jobs finish side by side, so their lines are not quite in time order. (A run across
     // midnight UTC would show one false stall.)
     let mut done: Vec<f64> = worker
@@ -644,11 +645,25 @@ fn longest_stall(worker: &Worker) -> Duration {
         .filter_map(time_of_day)
         .collect();
     done.sort_by(f64::total_cmp);
-    let longest = done
+    let (longest, from) = done
         .windows(2)
-        .map(|pair| pair[1] - pair[0])
-        .fold(0.0, f64::max);
-    Duration::from_secs_f64(longest)
+        .map(|pair| (pair[1] - pair[0], pair[0]))
+        .fold(
+            (0.0, 0.0),
+            |best, gap| if gap.0 > best.0 { gap } else { best },
+        );
+    (Duration::from_secs_f64(longest), from)
+}
+
+/// Which of `faults` (name, time of day it began) came last before `at`, and how long before.
+fn fault_before(faults: &[(&'static str, f64)], at: f64) -> String {
+    faults
+        .iter()
+        .rev()
+        .find(|(_, began)| *began <= at)
+        .map_or("before-any-fault".into(), |(name, began)| {
+            format!("{name}+{:.1}s", at - began)
+        })
 }
 
 /// Scenario 7: a three-node cluster of the test's own, a backlog of jobs, two workers (one
@@ -698,8 +713,10 @@ async fn cluster_node_faults() {
         nodes.into_iter().find(|&n| n != 0).unwrap_or(0)
     };
     let faults = async {
+        let mut began = Vec::new();
         tokio::time::sleep(Duration::from_secs(5)).await;
         // The job queues' leader dies.
+        began.push(("kill-leader", now_of_day()));
         cluster.kill(1);
         tokio::time::sleep(Duration::from_secs(10)).await;
         cluster.start_node(1);
@@ -707,6 +724,7 @@ async fn cluster_node_faults() {
         // A clean stop of the node the worker given every URL uses.
         let stopped = node_of_listed(2);
         let asked = (stopped + 1) % 3;
+        began.push(("stop-node", now_of_day()));
         cluster.stop_node(stopped);
         tokio::time::sleep(Duration::from_secs(10)).await;
         cluster.start_node(stopped);
@@ -714,28 +732,33 @@ async fn cluster_node_faults() {
         // Node 2 cut off from the others: the minority pauses, then recovers.
         let (n0, n1) = (&cluster.nodes[0].name, &cluster.nodes[1].name);
         let cut = format!("erlang:disconnect_node('{n0}'), erlang:disconnect_node('{n1}').");
+        began.push(("partition", now_of_day()));
         cluster.ctl(2, &["eval", &cut]);
         tokio::time::sleep(Duration::from_secs(15)).await;
         // The node that worker uses now, frozen for 30 s.
         let frozen = node_of_listed(asked);
         let frozen_at = now_of_day();
+        began.push(("freeze", frozen_at));
         cluster.freeze(frozen);
         tokio::time::sleep(Duration::from_secs(30)).await;
         cluster.thaw(frozen);
         println!("scenario=cluster-faults stopped_node={stopped} frozen_node={frozen}");
-        frozen_at
+        (frozen_at, began)
     };
     let urls: Vec<String> = (0..3).map(|node| cluster.url(node)).collect();
     let reading = collect_through_faults(&urls, &ids, patience(count));
-    let ((tally, collector), frozen_at) = tokio::join!(reading, faults);
+    let ((tally, collector), (frozen_at, began)) = tokio::join!(reading, faults);
     tally.print("cluster-faults");
-    let (stall_listed, stall_single) = (longest_stall(&listed), longest_stall(&single));
+    let ((stall_listed, listed_from), (stall_single, single_from)) =
+        (longest_stall(&listed), longest_stall(&single));
     let left_frozen = left_session_after(&listed, frozen_at);
     println!(
-        "scenario=cluster-faults longest_stall_s_worker_with_3_urls={:.1} \
-         longest_stall_s_worker_with_1_url={:.1} left_frozen_node_after_s={:.1}",
+        "scenario=cluster-faults longest_stall_s_worker_with_3_urls={:.1} (from {}) \
+         longest_stall_s_worker_with_1_url={:.1} (from {}) left_frozen_node_after_s={:.1}",
         stall_listed.as_secs_f64(),
+        fault_before(&began, listed_from),
         stall_single.as_secs_f64(),
+        fault_before(&began, single_from),
         left_frozen.map_or(f64::NAN, |d| d.as_secs_f64()),
     );
     assert_eq!(tally.lost, 0, "{tally:?}");
