@@ -56,7 +56,7 @@ pub enum Next<M, E> {
 #[derive(Debug)]
 pub struct Catchup<M, E> {
     limit: u64,
-    /// Calls at once beyond the one at the frontier.
+    /// Calls out at once (a call for the frontier is made even when they are all out).
     in_flight_max: usize,
     /// Pages the job may still publish.
     pages_left: u32,
@@ -102,15 +102,13 @@ impl<M: Sequenced, E> Catchup<M, E> {
         pages_left: u32,
         handoff_after: Option<u32>,
     ) -> Self {
-        let limit = u64::from(limit.max(1));
         let handoff_after = handoff_after.map(|pages| pages.max(1));
-        let pages_ahead = handoff_after.unwrap_or(pages_left).min(pages_left);
         Self {
-            limit,
+            limit: u64::from(limit.max(1)),
             in_flight_max: in_flight.max(1),
             pages_left,
             handoff_after,
-            pages_ahead,
+            pages_ahead: pages_for_a_run(handoff_after, pages_left),
             published_to: seq,
             frontier: seq,
             ready: VecDeque::new(),
@@ -140,7 +138,9 @@ impl<M: Sequenced, E> Catchup<M, E> {
             }
             calls.push(self.frontier);
             self.in_flight.insert(self.frontier);
-            self.next_start = self.next_start.max(self.frontier + self.step());
+            self.next_start = self
+                .next_start
+                .max(self.frontier.saturating_add(self.step()));
         }
         while !self.caught_up
             && self.in_flight.len() < self.in_flight_max
@@ -148,12 +148,12 @@ impl<M: Sequenced, E> Catchup<M, E> {
         {
             if self.next_start <= self.frontier {
                 // The guesses fell behind: the frontier's own call covers the next `step`.
-                self.next_start = self.frontier + self.step();
+                self.next_start = self.frontier.saturating_add(self.step());
             }
             let start = self.next_start;
             calls.push(start);
             self.in_flight.insert(start);
-            self.next_start = start + self.step();
+            self.next_start = start.saturating_add(self.step());
         }
         calls
     }
@@ -169,12 +169,15 @@ impl<M: Sequenced, E> Catchup<M, E> {
             // Ahead of the frontier (or covered by another call): when the frontier gets
             // there, it is asked for itself.
             Err(_) => {}
-            Ok(messages) => {
+            Ok(mut messages) => {
+                // The server's order is not trusted: a message out of it would be dropped.
+                if !messages.is_sorted_by(|a, b| a.seq() < b.seq()) {
+                    messages.sort_by_key(Sequenced::seq);
+                    messages.dedup_by_key(|m| m.seq());
+                }
                 if let (Some(first), Some(last)) = (messages.first(), messages.last()) {
-                    if messages.len() > 1 && last.seq() > first.seq() {
-                        self.spanned += last.seq() - first.seq();
-                        self.held += messages.len() as u64 - 1;
-                    }
+                    self.spanned += last.seq() - first.seq();
+                    self.held += messages.len() as u64 - 1;
                 }
                 let kept = self.answers.entry(start).or_default();
                 if messages.len() >= kept.len() {
@@ -192,8 +195,7 @@ impl<M: Sequenced, E> Catchup<M, E> {
         }
         if self.pages_ahead == 0 {
             // Asked for more after the handoff page: the door went on.
-            self.pages_ahead = self.handoff_after.unwrap_or(self.pages_left);
-            self.pages_ahead = self.pages_ahead.min(self.pages_left);
+            self.pages_ahead = pages_for_a_run(self.handoff_after, self.pages_left);
         }
         if self.ready.len() as u64 >= self.limit {
             let messages: Vec<M> = self.ready.drain(..self.limit as usize).collect();
@@ -313,6 +315,11 @@ impl<M: Sequenced, E> Catchup<M, E> {
         let gaps_per_page = (self.spanned - self.held).saturating_mul(self.limit) / self.held;
         self.limit + gaps_per_page * 7 / 8
     }
+}
+
+/// Pages worth fetching for in a run: up to the handoff, or to the job's last page.
+fn pages_for_a_run(handoff_after: Option<u32>, pages_left: u32) -> u32 {
+    handoff_after.unwrap_or(pages_left).min(pages_left)
 }
 
 #[cfg(test)]
@@ -484,7 +491,7 @@ mod tests {
     }
 
     #[test]
-    fn a_run_asks_ahead_and_takes_overlapping_answers_once() {
+    fn a_run_asks_ahead_and_takes_answers_in_seq_order_whatever_their_order() {
         let seqs: Vec<u64> = (1..=100).collect();
         let mut plan: Catchup<Message, ()> = Catchup::new(0, 10, 3, 10, None);
         assert_eq!(plan.calls_to_make(), [0, 10, 20]);
@@ -579,6 +586,18 @@ mod tests {
         assert_eq!(asked, [0, 10, 20], "two calls out, one page beyond");
         assert!(matches!(plan.next(), Next::Page(_)));
         assert_eq!(plan.calls_to_make(), [30]);
+    }
+
+    #[test]
+    fn an_answer_out_of_order_is_taken_in_order_each_message_once() {
+        let mut plan: Catchup<Message, ()> = Catchup::new(0, 4, 1, 1, None);
+        assert_eq!(plan.calls_to_make(), [0]);
+        plan.answered(0, Ok([3, 1, 3, 2].map(Message).to_vec()));
+        let Next::Page(page) = plan.next() else {
+            panic!("the page is in")
+        };
+        assert_eq!(page.messages, [1, 2, 3].map(Message));
+        assert_eq!((page.next_seq, page.has_more), (3, false));
     }
 
     #[test]

@@ -154,13 +154,15 @@ where
             pages_done,
         });
         // The next page, if it is in, decrypts while this one is published; not when the door
-        // takes the job over after this one.
-        let mut then = None;
+        // takes the job over after this one. A failure the plan reports meanwhile waits until
+        // this page is out, so that the retry goes on after it.
+        let mut failure = None;
         if next.is_some() && handoff_after != Some(pages_done - start.pages_done) {
             match plan.next() {
                 Next::Page(page) => upcoming = Some(Decrypting::start(core, &corp, page)),
-                Next::Wait => {}
-                end => then = Some(end),
+                Next::Failed(err) => failure = Some(err),
+                // The plan says so again at the top of the loop.
+                Next::Wait | Next::Done => {}
             }
         }
         if cancel.is_cancelled() {
@@ -174,17 +176,14 @@ where
             seq: next_seq,
             pages_done,
         };
-        match (flow, then) {
-            (Flow::HandedOff, _) => return Ok(()),
-            (Flow::Continue, _) if next.is_none() => return Ok(()),
-            (Flow::Continue, Some(Next::Failed(err))) => {
-                return Err(Stop::Failed {
-                    error: err.into(),
-                    progress: Some(published),
-                })
-            }
-            (Flow::Continue, Some(_)) => return Ok(()),
-            (Flow::Continue, None) => {}
+        if flow == Flow::HandedOff || next.is_none() {
+            return Ok(());
+        }
+        if let Some(err) = failure {
+            return Err(Stop::Failed {
+                error: err.into(),
+                progress: Some(published),
+            });
         }
     }
 }
