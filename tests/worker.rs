@@ -407,7 +407,11 @@ async fn a_dead_letter_replayed_after_the_cause_is_fixed_succeeds() {
 
     let _lenient = Worker::start(&vhost, &emulator, &[]);
     let replayed = vhost.cli(&["dlq", "replay", "--kind", "chatdata", "--code", "20303"]);
-    assert!(replayed.status.success());
+    assert!(
+        replayed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
     let results = client.take("chatdata-results", 1, WAIT).await;
     assert_all_valid(&results);
     assert_eq!(
