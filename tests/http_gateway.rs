@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -381,4 +382,82 @@ fn a_job_that_outlasts_the_requests_patience_gets_504() {
     assert_eq!(answer.json()["error"]["retryable"], true);
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
     assert!(gateway.is_running());
+}
+
+/// Reads what the server sends until it closes the connection, for at most `patience`; `None`
+/// if the connection is still open then.
+fn read_until_closed(stream: &mut std::net::TcpStream, patience: Duration) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + patience;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(got),
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn slow_and_idle_clients_are_cut_off_and_cost_no_one_else() {
+    use std::io::Write;
+    let emulator = Emulator::default_corp();
+    let gateway = Gateway::start(
+        &emulator,
+        &[],
+        &[
+            ("WECOM_HTTP_READ_TIMEOUT_SECS", "2"),
+            ("WECOM_HTTP_MAX_CONNECTIONS", "3"),
+        ],
+    );
+    let address = gateway.url.trim_start_matches("http://").to_owned();
+    let connect = || std::net::TcpStream::connect(&address).unwrap();
+    // Every connection the gateway serves at once, taken by a client that stalls: one sends
+    // nothing, one half a request head, one half a body.
+    let mut silent = connect();
+    let mut slow_head = connect();
+    slow_head
+        .write_all(b"GET /wecom/finance/chatdata HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut slow_body = connect();
+    slow_body
+        .write_all(
+            b"GET /wecom/finance/chatdata HTTP/1.1\r\nHost: x\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"seq\":",
+        )
+        .unwrap();
+    // An honest client waits, unaccepted, while the stalled ones hold every slot...
+    let (answered, answer) = std::sync::mpsc::channel();
+    let honest = gateway.url.clone();
+    std::thread::spawn(move || {
+        let hello =
+            common::http::request(honest.trim_start_matches("http://"), "GET", "/", &[], b"");
+        let _ = answered.send(hello);
+    });
+    assert!(
+        answer.recv_timeout(Duration::from_millis(500)).is_err(),
+        "a fourth connection was served beside three"
+    );
+    // ...and is served once the read timeout has cut them off. The patience is far above the
+    // timeout, so that a loaded machine does not fail the test; "never" fails it.
+    let patience = Duration::from_secs(30);
+    let hello = answer
+        .recv_timeout(patience)
+        .expect("the honest client is served");
+    assert_eq!(hello.json(), json!({"Hello": "World"}));
+    for (what, stream) in [("silent", &mut silent), ("slow head", &mut slow_head)] {
+        let sent = read_until_closed(stream, patience);
+        assert!(sent.is_some(), "{what}: still open after {patience:?}");
+    }
+    let sent = read_until_closed(&mut slow_body, patience).expect("slow body: closed");
+    let sent = String::from_utf8_lossy(&sent);
+    assert!(
+        sent.starts_with("HTTP/1.1 400") && sent.contains("\"code\":20301"),
+        "slow body: {sent}"
+    );
 }

@@ -87,7 +87,7 @@ pub fn run(command: ServeCommand) -> anyhow::Result<ExitCode> {
             shutdown: shutdown.clone(),
             telemetry: Telemetry { metrics, readiness },
         });
-        gateway::run(gateway, config.listen, shutdown).await
+        gateway::run(gateway, config.listen, config.connection_limits(), shutdown).await
     });
     runtime.shutdown_timeout(ABANDON_SDK_CALLS);
     ran.map(|()| ExitCode::SUCCESS)

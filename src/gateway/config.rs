@@ -33,4 +33,23 @@ pub struct GatewayConfig {
     /// same `WECOM_MEDIA_DIR`.
     #[arg(long, env = "WECOM_HTTP_VIA_BROKER")]
     pub via_broker: bool,
+    /// Connections served at once; more wait, unaccepted, until one ends.
+    #[arg(long, env = "WECOM_HTTP_MAX_CONNECTIONS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_connections: u32,
+    /// Seconds a request's head may take to arrive (and a kept-alive connection may sit idle),
+    /// and a request's body may go without sending anything: then the connection is closed, or
+    /// the request answered 400 (20301).
+    #[arg(long, env = "WECOM_HTTP_READ_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub read_timeout_secs: u64,
+}
+
+impl GatewayConfig {
+    pub fn connection_limits(&self) -> super::ConnectionLimits {
+        super::ConnectionLimits {
+            max_connections: self.max_connections as usize,
+            read_timeout: std::time::Duration::from_secs(self.read_timeout_secs),
+        }
+    }
 }

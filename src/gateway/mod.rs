@@ -2,7 +2,8 @@
 //! the SDK that this project replaces), whose clients work unchanged when pointed here, and a
 //! versioned API beside it. `wecom-archive serve` runs it ([`run`]).
 //!
-//! - [`config`]: its settings; [`routes`]: the endpoints; [`auth`]: the optional token;
+//! - [`config`]: its settings; [`connections`]: the accept loop and its limits; [`routes`]: the
+//!   endpoints; [`auth`]: the optional token;
 //!   [`request`]: a body made a job; [`compat`]: the seed service's answer shapes; [`problem`]:
 //!   failures as HTTP answers; [`media_body`]: stored files streamed; [`openapi`]: the API
 //!   description and its docs page;
@@ -13,6 +14,7 @@
 pub mod auth;
 pub mod compat;
 pub mod config;
+pub mod connections;
 pub mod in_process;
 pub mod media_body;
 pub mod openapi;
@@ -31,17 +33,19 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::GatewayConfig;
+pub use connections::ConnectionLimits;
 pub use routes::Gateway;
 
 /// How long a stopping gateway waits for the answers under way (their jobs are given up with
 /// 503 at once; a long media stream may still be sending).
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Serves `gateway` on `listen` until `shutdown` fires; answers under way then get [`DRAIN`]
-/// to finish.
+/// Serves `gateway` on `listen` within `limits` until `shutdown` fires; answers under way then
+/// get [`DRAIN`] to finish.
 pub async fn run(
     gateway: Arc<Gateway>,
     listen: SocketAddr,
+    limits: ConnectionLimits,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
@@ -52,17 +56,6 @@ pub async fn run(
         tracing::warn!(%address, "listening beyond loopback without a token: anyone who reaches this address can run jobs (set WECOM_HTTP_TOKEN_FILE)");
     }
     tracing::info!("gateway listening on http://{address}");
-    let serving = axum::serve(listener, routes::router(gateway))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let drained = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(DRAIN).await;
-    };
-    tokio::select! {
-        served = serving => served.context("the HTTP server failed"),
-        () = drained => {
-            tracing::warn!("answers still under way after {DRAIN:?}: stopping without them");
-            Ok(())
-        }
-    }
+    connections::serve(listener, routes::router(gateway), limits, shutdown, DRAIN).await;
+    Ok(())
 }
