@@ -655,16 +655,22 @@ fn longest_stall(worker: &Worker) -> (Duration, f64) {
     (Duration::from_secs_f64(longest), from)
 }
 
-/// Which of `faults` (name, time of day it began) came last before `at`, and how long before.
-fn fault_before(faults: &[(&'static str, f64)], at: f64) -> String {
+/// Which of `faults` (name, time of day it began) caused a stall that began at `from`, and when
+/// it began from there. A stall is timed from the last job done before it, and the fault
+/// behind it may begin a little later: the last fault begun by [`FAULT_SLACK`] after `from`.
+fn fault_behind(faults: &[(&'static str, f64)], from: f64) -> String {
     faults
         .iter()
         .rev()
-        .find(|(_, began)| *began <= at)
+        .find(|(_, began)| *began <= from + FAULT_SLACK)
         .map_or("before-any-fault".into(), |(name, began)| {
-            format!("{name}+{:.1}s", at - began)
+            format!("{name}, begun {:+.1}s into it", began - from)
         })
 }
+
+/// Longer than jobs of this scenario take (about a second), shorter than the time between
+/// two faults.
+const FAULT_SLACK: f64 = 3.0;
 
 /// Scenario 7: a three-node cluster of the test's own, a backlog of jobs, two workers (one
 /// given every node's URL, one given node 0's), and faults in turn: kill -9 of the job queues'
@@ -753,12 +759,12 @@ async fn cluster_node_faults() {
         (longest_stall(&listed), longest_stall(&single));
     let left_frozen = left_session_after(&listed, frozen_at);
     println!(
-        "scenario=cluster-faults longest_stall_s_worker_with_3_urls={:.1} (from {}) \
-         longest_stall_s_worker_with_1_url={:.1} (from {}) left_frozen_node_after_s={:.1}",
+        "scenario=cluster-faults longest_stall_s_worker_with_3_urls={:.1} (after {}) \
+         longest_stall_s_worker_with_1_url={:.1} (after {}) left_frozen_node_after_s={:.1}",
         stall_listed.as_secs_f64(),
-        fault_before(&began, listed_from),
+        fault_behind(&began, listed_from),
         stall_single.as_secs_f64(),
-        fault_before(&began, single_from),
+        fault_behind(&began, single_from),
         left_frozen.map_or(f64::NAN, |d| d.as_secs_f64()),
     );
     assert_eq!(tally.lost, 0, "{tally:?}");
