@@ -221,15 +221,31 @@ impl Client {
     ) -> lapin::Result<Vec<Received>> {
         let deadline = Instant::now() + timeout;
         let mut got = Vec::new();
+        // Messages taken are acked at once, so they are the caller's even if a later step
+        // fails (a node stopped under the connection): then they are returned, and the next
+        // call reports the error. A message whose ack failed was not taken: it goes back.
+        let keep_or = |got: Vec<Received>, err: lapin::Error| {
+            if got.is_empty() {
+                Err(err)
+            } else {
+                Ok(got)
+            }
+        };
         while got.len() < count && Instant::now() < deadline {
-            match self
+            let message = match self
                 .channel
                 .basic_get(queue.into(), BasicGetOptions::default())
-                .await?
+                .await
             {
+                Ok(message) => message,
+                Err(err) => return keep_or(got, err),
+            };
+            match message {
                 Some(message) => {
                     let delivery = message.delivery;
-                    delivery.ack(BasicAckOptions::default()).await?;
+                    if let Err(err) = delivery.ack(BasicAckOptions::default()).await {
+                        return keep_or(got, err);
+                    }
                     got.push(Received {
                         body: serde_json::from_slice(&delivery.data).unwrap_or(Value::Null),
                         raw: delivery.data,
