@@ -14,6 +14,7 @@
 pub mod amqp_job;
 pub mod config;
 pub mod connection;
+pub mod consuming;
 pub mod delivered;
 pub mod handle;
 pub mod headers;
@@ -27,11 +28,7 @@ pub mod transport;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{BoxStream, SelectAll, StreamExt};
-use lapin::message::Delivery;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
-use lapin::Consumer;
+use futures_util::stream::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -41,12 +38,13 @@ use crate::telemetry::{Readiness, Telemetry};
 use amqp_job::{AmqpJob, REQUEUE};
 pub use config::{AmqpArgs, TopologyArgs, WorkerConfig};
 use connection::Broker;
+use consuming::{consume, Deliveries};
 use delivered::Delivered;
 use handle::{handle, DeliveryRules};
 use signing::HeaderKey;
 
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
-/// Connecting, declaring the topology and opening the channels of a session.
+/// Connecting, declaring the topology, opening the channels of a session and consuming.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a session checks its connections and asks the broker for its queues' depth
 /// ([`liveness`]).
@@ -131,12 +129,6 @@ struct BetweenSessions {
     declared: bool,
 }
 
-/// A delivery, or the end of a consumer (`None`: the broker cancelled it).
-type Next = (JobKind, Option<lapin::Result<Delivery>>);
-
-/// The job queues' consumers, merged.
-type Deliveries = SelectAll<BoxStream<'static, Next>>;
-
 /// One connected stretch: from connecting to a lost connection (Err) or a shutdown (Ok).
 async fn session(
     broker: &Broker,
@@ -158,16 +150,26 @@ async fn session(
             topology::declare(&channel, &config.topology.spec(core.policy())).await?;
             between.declared = true;
         }
-        // Per consumer (quorum queues refuse a channel-wide prefetch): each job queue gets this many.
-        channel
-            .basic_qos(config.prefetch, BasicQosOptions::default())
-            .await?;
         let publisher = broker.publisher(&publisher_conn).await?;
-        anyhow::Ok((consumer_conn, publisher_conn, channel, publisher))
+        // Side by side: a queue whose consume is asked again does not hold up the other's.
+        let asked = JobKind::ALL.map(|kind| consume(&consumer_conn, kind, config.prefetch));
+        let (mut deliveries, mut consumed) = (Deliveries::new(), Vec::new());
+        for consuming in futures_util::future::try_join_all(asked).await? {
+            deliveries.extend(consuming.deliveries);
+            consumed.extend(consuming.consumed);
+        }
+        anyhow::Ok((
+            consumer_conn,
+            publisher_conn,
+            channel,
+            publisher,
+            deliveries,
+            consumed,
+        ))
     };
     // A node that froze mid-setup must not hold the worker.
     let setup = tokio::time::timeout(SETUP_TIMEOUT, setup);
-    let (consumer_conn, publisher_conn, channel, publisher) = tokio::select! {
+    let (consumer_conn, publisher_conn, channel, publisher, mut consumers, consumed) = tokio::select! {
         setup = setup => setup.map_err(|_| anyhow::anyhow!("the broker did not answer the session's setup within {SETUP_TIMEOUT:?}"))??,
         _ = shutdown.cancelled() => return Ok(()),
     };
@@ -179,28 +181,6 @@ async fn session(
         delivery_limit,
         pages_per_delivery: config.chat_pages_per_delivery.max(1),
     };
-    let mut consumers = Deliveries::new();
-    let mut tags = Vec::new();
-    for kind in JobKind::ALL {
-        let consumer: Consumer = channel
-            .basic_consume(
-                topology::job_queue(kind).into(),
-                format!("wecom-archive-{}-{}", kind.name(), uuid::Uuid::new_v4())
-                    .as_str()
-                    .into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        tags.push(consumer.tag());
-        let ended = futures_util::stream::once(async move { (kind, None) });
-        consumers.push(
-            consumer
-                .map(move |delivery| (kind, Some(delivery)))
-                .chain(ended)
-                .boxed(),
-        );
-    }
     tracing::info!(
         prefetch = config.prefetch,
         concurrency = config.concurrency,
@@ -294,10 +274,8 @@ async fn session(
             in_flight = jobs.len(),
             "shutting down: no new jobs, finishing the ones held"
         );
-        for tag in tags {
-            let _ = channel
-                .basic_cancel(tag, BasicCancelOptions::default())
-                .await;
+        for consumer in &consumed {
+            consumer.cancel().await;
         }
         release_prefetched(&mut consumers).await;
         let drain_timeout = Duration::from_secs(config.drain_timeout_secs);
