@@ -127,7 +127,7 @@ async fn demo(
         metrics_listen: None,
     };
     let broker = Broker::from_args(&args.amqp)?;
-    let connection = broker.connect("wecom-archive demo").await?;
+    let connection = std::sync::Arc::new(broker.connect("wecom-archive demo").await?);
     let channel = connection.create_channel().await?;
     // Declared here as the worker will (same settings, idempotent), so the demo publishes
     // without waiting for the worker to get there first.

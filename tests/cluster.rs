@@ -86,3 +86,66 @@ async fn a_confirm_that_never_comes_ends_the_session_and_the_job_is_released_not
     // The SDK call (2 s), then the confirm timeout (3 s), then the session's end.
     assert!(left_after < Duration::from_secs(10), "{left_after:?}");
 }
+
+/// A refused publish is tried again on a fresh channel (a quorum queue's publisher state lives
+/// in the channel, and keeps a frozen leader first until the node is back), and goes through
+/// once the queue takes it. Refused here by a full queue (`reject-publish`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_publish_is_tried_again_on_a_fresh_channel() {
+    use lapin::options::{BasicGetOptions, QueueDeclareOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+    use tokio_util::sync::CancellationToken;
+    use wecom_archive::worker::publisher::Publisher;
+
+    let vhost = Vhost::new();
+    let connection = std::sync::Arc::new(
+        lapin::Connection::connect(&vhost.url(), Default::default())
+            .await
+            .unwrap(),
+    );
+    let mut one_message = FieldTable::default();
+    one_message.insert("x-max-length".into(), AMQPValue::LongInt(1));
+    one_message.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare("full".into(), QueueDeclareOptions::default(), one_message)
+        .await
+        .unwrap();
+    let publisher = Publisher::open(&connection, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let first = publisher.channel().id();
+    let properties = lapin::BasicProperties::default();
+    let stop = CancellationToken::new();
+    publisher
+        .publish_until_confirmed("", "full", b"one", &properties, &stop)
+        .await
+        .unwrap();
+    let second = {
+        let publisher = publisher.clone();
+        tokio::spawn(async move {
+            let stop = CancellationToken::new();
+            publisher
+                .publish_until_confirmed("", "full", b"two", &properties, &stop)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!second.is_finished(), "the full queue refused the second");
+    let taken = channel
+        .basic_get("full".into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the first message");
+    assert_eq!(taken.delivery.data, b"one");
+    let published = tokio::time::timeout(WAIT, second).await.unwrap().unwrap();
+    assert!(published.is_ok(), "{published:?}");
+    assert_ne!(
+        publisher.channel().id(),
+        first,
+        "a refusal renews the channel"
+    );
+}

@@ -280,7 +280,7 @@ pub fn publish(command: PublishCommand, out: &mut JsonLines) -> anyhow::Result<E
     let (job_id, body) = job_body(&corp, fields)?;
     one_shot("publish", async {
         let broker = Broker::from_args(&amqp)?;
-        let connection = broker.connect("wecom-archive publish").await?;
+        let connection = std::sync::Arc::new(broker.connect("wecom-archive publish").await?);
         let publisher = broker.publisher(&connection).await?;
         let mut properties = lapin::BasicProperties::default()
             .with_content_type("application/json".into())
@@ -313,7 +313,7 @@ pub fn dlq(command: DlqCommand, out: &mut JsonLines) -> anyhow::Result<ExitCode>
             count: args.count,
         };
         let broker = Broker::from_args(&args.amqp)?;
-        let connection = broker.connect("wecom-archive dlq").await?;
+        let connection = std::sync::Arc::new(broker.connect("wecom-archive dlq").await?);
         let channel = connection.create_channel().await?;
         let letters = match &command {
             DlqCommand::List(_) | DlqCommand::Show(_) => dlq::list(&channel, kind, &filter).await?,

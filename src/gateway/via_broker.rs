@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, ExchangeDeclareOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection, ExchangeKind};
+use lapin::{BasicProperties, ExchangeKind};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -195,7 +195,7 @@ async fn serve_session(
     shutdown: &CancellationToken,
     connected: &mut bool,
 ) -> anyhow::Result<()> {
-    let connection: Connection = broker.connect("wecom-archive gateway").await?;
+    let connection = std::sync::Arc::new(broker.connect("wecom-archive gateway").await?);
     let publisher = broker.publisher(&connection).await?;
     let channel = connection.create_channel().await?;
     // The workers declare the topology: until the exchange exists, every job would be lost to

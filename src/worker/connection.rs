@@ -13,7 +13,7 @@
 //! connection anyway).
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -173,7 +173,7 @@ impl Broker {
     }
 
     /// A confirming publisher on `connection`, with this broker's confirm timeout.
-    pub async fn publisher(&self, connection: &Connection) -> lapin::Result<Publisher> {
+    pub async fn publisher(&self, connection: &Arc<Connection>) -> lapin::Result<Publisher> {
         Publisher::open(connection, self.confirm_timeout).await
     }
 }

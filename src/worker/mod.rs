@@ -141,7 +141,7 @@ async fn session(
 ) -> anyhow::Result<()> {
     let setup = async {
         let consumer_conn = broker.connect("wecom-archive worker (consume)").await?;
-        let publisher_conn = broker.connect("wecom-archive worker (publish)").await?;
+        let publisher_conn = Arc::new(broker.connect("wecom-archive worker (publish)").await?);
         let channel = consumer_conn.create_channel().await?;
         // Declared at the first session; after that only when the queues are gone (a vhost
         // made anew): a declare waits for every node of a cluster, a frozen one included.

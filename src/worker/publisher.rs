@@ -1,6 +1,14 @@
 //! Publishing with confirms: a message counts as published only when the broker confirmed it
 //! and did not return it as unroutable (every publish is `mandatory`).
+//!
+//! A refused publish is tried again on a fresh channel. RabbitMQ keeps a quorum queue's
+//! publisher state per channel, with the queue's leader as it was at the channel's first
+//! publish to it; a channel that first published while that leader was frozen (before the
+//! cluster elected another) keeps asking the frozen node and has its publishes refused until
+//! the node is back (seen on 3.10: 11 s per try, `net_ticktime` + 5 s). A new channel starts
+//! from the leader the cluster knows now.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -48,24 +56,39 @@ const MAX_REFUSED_PAUSE: Duration = Duration::from_secs(2);
 /// stopping worker.
 const CONFIRM_GRACE: Duration = Duration::from_secs(2);
 
-/// A channel in confirm mode on the publisher connection.
+/// A channel in confirm mode on the publisher connection, shared by its clones.
 #[derive(Clone)]
 pub struct Publisher {
-    channel: Channel,
+    connection: Arc<Connection>,
+    /// Where publishes go; replaced after a refusal ([`Publisher::renew_channel`]).
+    channel: Arc<Mutex<Channel>>,
     /// How long a publish waits for its confirm ([`PublishError::ConfirmTimedOut`]).
     confirm_timeout: Duration,
 }
 
+async fn confirming_channel(connection: &Connection) -> lapin::Result<Channel> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
 impl Publisher {
-    pub async fn open(connection: &Connection, confirm_timeout: Duration) -> lapin::Result<Self> {
-        let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+    pub async fn open(
+        connection: &Arc<Connection>,
+        confirm_timeout: Duration,
+    ) -> lapin::Result<Self> {
         Ok(Self {
-            channel,
+            channel: Arc::new(Mutex::new(confirming_channel(connection).await?)),
+            connection: Arc::clone(connection),
             confirm_timeout,
         })
+    }
+
+    /// The channel publishes go to now.
+    pub fn channel(&self) -> Channel {
+        self.channel.lock().expect("never poisoned").clone()
     }
 
     /// Publishes one message and waits for its confirm.
@@ -76,8 +99,31 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
+        self.publish_on(&self.channel(), exchange, routing_key, body, properties)
+            .await
+    }
+
+    /// Replaces `refused_on` with a fresh channel, unless another publish already did. The old
+    /// one closes when its last publish is done with it.
+    async fn renew_channel(&self, refused_on: &Channel) -> lapin::Result<()> {
+        let fresh = confirming_channel(&self.connection).await?;
+        let mut current = self.channel.lock().expect("never poisoned");
+        if current.id() == refused_on.id() {
+            *current = fresh;
+        }
+        Ok(())
+    }
+
+    async fn publish_on(
+        &self,
+        channel: &Channel,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
         let confirmed = async {
-            self.channel
+            channel
                 .basic_publish(
                     exchange.into(),
                     routing_key.into(),
@@ -123,7 +169,9 @@ impl Publisher {
             if stop.is_cancelled() {
                 return Err(PublishError::Stopped);
             }
-            let publish = self.publish(exchange, routing_key, body, properties.clone());
+            let channel = self.channel();
+            let publish =
+                self.publish_on(&channel, exchange, routing_key, body, properties.clone());
             tokio::pin!(publish);
             let attempt = tokio::select! {
                 biased;
@@ -141,8 +189,10 @@ impl Publisher {
                     return Err(err)
                 }
                 Err(err) => {
-                    if matches!(err, PublishError::Returned { .. }) {
-                        returned += 1;
+                    match err {
+                        PublishError::Returned { .. } => returned += 1,
+                        PublishError::Nacked => self.renew_channel(&channel).await?,
+                        _ => {}
                     }
                     tracing::warn!(error = %err, exchange, routing_key, "publish not confirmed; trying again in {pause:?}");
                     tokio::select! {
