@@ -28,9 +28,11 @@ pub type Next = (JobKind, Option<lapin::Result<Delivery>>);
 pub type Deliveries = SelectAll<BoxStream<'static, Next>>;
 
 /// How long the broker may take to answer a consume before it is asked again on another
-/// channel. Short, because the cost of asking again is one channel and the cost of waiting is
-/// the whole backlog's.
-pub const CONSUME_ANSWER: Duration = Duration::from_secs(1);
+/// channel (a healthy node answers within milliseconds). Short, because the cost of asking
+/// again is one channel (and, if both are answered, one more consumer for the session), and
+/// the cost of waiting is the whole backlog's: the stretch in which a consume is held ends
+/// when the cluster has elected the new leader, and the next ask after it is answered.
+pub const CONSUME_ANSWER: Duration = Duration::from_millis(500);
 
 /// How long a drain waits for the broker to answer a consumer's cancel.
 const CANCEL_ANSWER: Duration = Duration::from_secs(1);
