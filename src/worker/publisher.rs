@@ -106,6 +106,11 @@ impl Publisher {
     /// Replaces `refused_on` with a fresh channel, unless another publish already did. The old
     /// one closes when its last publish is done with it.
     async fn renew_channel(&self, refused_on: &Channel) -> lapin::Result<()> {
+        // Jobs refused together (a full result queue) open one channel between them, not one
+        // each: the first to get here renews it.
+        if self.channel().id() != refused_on.id() {
+            return Ok(());
+        }
         let fresh = confirming_channel(&self.connection).await?;
         let mut current = self.channel.lock().expect("never poisoned");
         if current.id() == refused_on.id() {
