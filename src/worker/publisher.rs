@@ -104,14 +104,18 @@ impl Publisher {
     }
 
     /// Replaces `refused_on` with a fresh channel, unless another publish already did. The old
-    /// one closes when its last publish is done with it.
-    async fn renew_channel(&self, refused_on: &Channel) -> lapin::Result<()> {
+    /// one closes when its last publish is done with it. A broker that does not open the
+    /// channel within the confirm timeout ends the session, as a confirm that does not come.
+    async fn renew_channel(&self, refused_on: &Channel) -> Result<(), PublishError> {
         // Jobs refused together (a full result queue) open one channel between them, not one
         // each: the first to get here renews it.
         if self.channel().id() != refused_on.id() {
             return Ok(());
         }
-        let fresh = confirming_channel(&self.connection).await?;
+        let fresh =
+            tokio::time::timeout(self.confirm_timeout, confirming_channel(&self.connection))
+                .await
+                .map_err(|_| PublishError::ConfirmTimedOut(self.confirm_timeout))??;
         let mut current = self.channel.lock().expect("never poisoned");
         if current.id() == refused_on.id() {
             *current = fresh;
