@@ -810,10 +810,10 @@ async fn cluster_node_faults() {
         .all(|r| r["size"] == 1_100_000 && r["chunks_fetched"].as_u64() >= Some(3));
     assert!(whole, "every media file whole");
     // What the worker controls: it leaves a frozen node within seconds. Its stall also holds
-    // the cluster's own recovery, so it is printed, not asserted: a consume asked while the
-    // cluster replaces the node's queue leaders is asked again (it would wait 7 s), but
-    // publishes to a result queue the frozen node led can still be refused, then go
-    // unconfirmed, long after the cluster took the node for down (8-32 s stalls seen here).
+    // the cluster's own recovery, so it is printed, not asserted: when the frozen node led a
+    // job queue, nothing is delivered from it until the other nodes take the node for down
+    // (`net_ticktime`) and elect a new leader (8.5 s after the freeze seen here), and a stall
+    // is that plus a job.
     let left = left_frozen.unwrap_or(Duration::MAX);
     if left > Duration::from_secs(10) {
         let log = listed.log_text();

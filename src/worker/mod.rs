@@ -43,7 +43,6 @@ use delivered::Delivered;
 use handle::{handle, DeliveryRules};
 use signing::HeaderKey;
 
-const FIRST_PAUSE: Duration = Duration::from_millis(500);
 /// Connecting, declaring the topology, opening the channels of a session and consuming.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a session checks its connections and asks the broker for its queues' depth
@@ -86,10 +85,13 @@ pub async fn run(
         ));
     }
     let mut between = BetweenSessions {
-        pause: FIRST_PAUSE,
+        backoff: Backoff::default(),
         declared: false,
+        consuming_since: None,
+        winding_down: JoinSet::new(),
     };
     loop {
+        while between.winding_down.try_join_next().is_some() {}
         let ended = session(
             &broker,
             &config,
@@ -103,30 +105,39 @@ pub async fn run(
         readiness.set(false);
         core.metrics().set_broker_connected(false);
         match ended {
-            Ok(()) => return Ok(()),
+            Ok(()) => break,
             Err(err) if shutdown.is_cancelled() => {
                 tracing::info!(error = %err, "stopped");
-                return Ok(());
+                break;
             }
             Err(err) => {
                 core.metrics().broker_reconnecting();
-                let pause = between.pause;
+                let consumed_for = between.consuming_since.take().map(|since| since.elapsed());
+                let pause = between.backoff.after_session(consumed_for);
                 tracing::warn!(error = %format!("{err:#}"), "broker session ended; reconnecting in {pause:?}");
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
-                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = shutdown.cancelled() => break,
                 }
-                between.pause = (pause * 2).min(Duration::from_secs(30));
             }
         }
     }
+    // Sessions lost before the shutdown may still be closing.
+    while between.winding_down.join_next().await.is_some() {}
+    Ok(())
 }
 
-/// What one broker session leaves the next: the pause before reconnecting (it grows while
-/// sessions fail to start) and whether the topology was declared.
+/// What one broker session leaves the next: the pause before reconnecting, whether the
+/// topology was declared, since when the last one consumed, and the lost sessions still
+/// closing.
 struct BetweenSessions {
-    pause: Duration,
+    backoff: Backoff,
     declared: bool,
+    consuming_since: Option<Instant>,
+    /// A lost session's jobs and connections end here, while the next session starts: they
+    /// wait on the failed node (a publish's confirm grace, a close), and need no permit, SDK
+    /// call or CPU for it.
+    winding_down: JoinSet<()>,
 }
 
 /// One connected stretch: from connecting to a lost connection (Err) or a shutdown (Ok).
@@ -188,7 +199,7 @@ async fn session(
     );
     readiness.set(true);
     core.metrics().set_broker_connected(true);
-    between.pause = FIRST_PAUSE;
+    between.consuming_since = Some(Instant::now());
     let concurrency = config.concurrency.max(1);
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut health = tokio::time::interval(HEALTH_TICK);
@@ -291,9 +302,28 @@ async fn session(
             );
         }
     }
-    // After a lost session (or a drain that ran out of time) the jobs stop at their next page
-    // or chunk and publish nothing more: their deliveries go back to the broker. An SDK call
-    // under way is not waited for.
+    drop((consumers, consumed, channel));
+    let closing = close(session, jobs, consumer_conn, publisher_conn);
+    if ended.is_ok() {
+        closing.await;
+    } else {
+        // A node that failed the session is tried last next time, and the next session does
+        // not wait for this one's close: a frozen node holds both for seconds.
+        broker.demote_last_node();
+        between.winding_down.spawn(closing);
+    }
+    ended
+}
+
+/// The end of a session, lost or drained: its jobs stop at their next page or chunk and
+/// publish nothing more (their deliveries go back to the broker; an SDK call under way is not
+/// waited for, and a publish under way gets its confirm grace), then its connections close.
+async fn close(
+    session: CancellationToken,
+    mut jobs: JoinSet<()>,
+    consumer_conn: lapin::Connection,
+    publisher_conn: Arc<lapin::Connection>,
+) {
     session.cancel();
     while jobs.join_next().await.is_some() {}
     // A frozen node does not answer a close either.
@@ -302,11 +332,39 @@ async fn session(
         consumer_conn.close(200, "worker stopping".into()),
     );
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
-    if ended.is_err() {
-        // A node that failed the session is tried last next time.
-        broker.demote_last_node();
+}
+
+/// The pause before reconnecting. A session that consumed for [`Backoff::STEADY`] is followed
+/// by a reconnect at once: its node failed, and another node (the failed one is tried last) can
+/// take the jobs now. After sessions that failed to start or ended soon, the pause starts at
+/// [`Backoff::FIRST`] and doubles up to [`Backoff::LONGEST`], so a broker that keeps failing is
+/// not hammered.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
     }
-    ended
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(500);
+    const LONGEST: Duration = Duration::from_secs(30);
+    const STEADY: Duration = Duration::from_secs(10);
+
+    /// The pause after a session that consumed for `consumed_for` (`None`: it never started).
+    fn after_session(&mut self, consumed_for: Option<Duration>) -> Duration {
+        if consumed_for.is_some_and(|ran| ran >= Self::STEADY) {
+            self.next = Self::FIRST;
+            return Duration::ZERO;
+        }
+        let pause = self.next;
+        self.next = (pause * 2).min(Self::LONGEST);
+        pause
+    }
 }
 
 /// Hands back the deliveries prefetched but not started, so another worker takes them now
@@ -318,5 +376,26 @@ async fn release_prefetched(consumers: &mut Deliveries) {
         if let Ok(delivery) = delivery {
             let _ = delivery.nack(REQUEUE).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_steady_session_is_followed_at_once_and_failing_ones_back_off() {
+        let mut backoff = Backoff::default();
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        assert_eq!(backoff.after_session(secs(60)), Duration::ZERO);
+        let pauses: Vec<Duration> = [None, secs(1), None, None, None, None, None, None]
+            .into_iter()
+            .map(|ran| backoff.after_session(ran))
+            .collect();
+        let expected = [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000];
+        assert_eq!(pauses, expected.map(Duration::from_millis));
+        // Steady again: at once, and the backoff starts over.
+        assert_eq!(backoff.after_session(secs(10)), Duration::ZERO);
+        assert_eq!(backoff.after_session(None), Backoff::FIRST);
     }
 }
