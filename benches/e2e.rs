@@ -9,7 +9,8 @@
 //! - scaling: the same with two workers, and with the emulator adding 50 ms to every network
 //!   call (target: within 20% of without);
 //! - media: a 1 GiB file, and 200 files of 100 KiB; MB/s against this disk's write-plus-MD5
-//!   rate (target >= 0.8), files/s, and the worker's peak RSS (target <= 64 MiB);
+//!   rate (target >= 0.8), files/s, the worker's peak RSS (target <= 64 MiB), and the CPU
+//!   time of the worker and its SDK hosts;
 //! - metrics: the chat catch-up again with the worker serving `/metrics`, scraped every second
 //!   (target: at most 2% slower than without);
 //! - SDK hosts: the chat catch-up and the 1 GiB file again with the library loaded by the
@@ -662,8 +663,16 @@ impl<'a> Media<'a> {
                 (id, job)
             })
             .collect();
+        let cpu_before = cpu_seconds(worker.child.id());
         let (elapsed, _, results) = run_jobs(&client, "fetch-media", "media-results", batch).await;
         assert!(results.iter().all(|r| r.size == size));
+        // The CPU the download took: the worker's, and its SDK hosts' (started for this run,
+        // and still up in their pool); the library's own work is in one or the other.
+        let cpu = cpu_seconds(worker.child.id()) - cpu_before
+            + children(worker.child.id())
+                .into_iter()
+                .map(cpu_seconds)
+                .sum::<f64>();
         let peak = memory_kib(worker.child.id(), "VmHWM:");
         let with_hosts = tree_memory_kib(worker.child.id(), "VmHWM:");
         let rate = (files * size) as f64 / elapsed.as_secs_f64();
@@ -671,7 +680,8 @@ impl<'a> Media<'a> {
             "workload={name} files={files} file_bytes={size} sdk_isolation={isolation} \
              sdk_latency_ms={latency_ms} seconds={:.2} \
              mb_per_s={:.0} files_per_s={:.1} disk_write_md5_mb_per_s={:.0} ratio_to_disk={:.2} \
-             worker_peak_rss_mib={:.1} worker_and_hosts_peak_rss_mib={:.1} ({targets})",
+             cpu_seconds_worker_and_hosts={cpu:.2} worker_peak_rss_mib={:.1} \
+             worker_and_hosts_peak_rss_mib={:.1} ({targets})",
             elapsed.as_secs_f64(),
             rate / 1e6,
             files as f64 / elapsed.as_secs_f64(),
