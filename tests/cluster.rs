@@ -149,3 +149,75 @@ async fn a_refused_publish_is_tried_again_on_a_fresh_channel() {
         "a refusal renews the channel"
     );
 }
+
+/// A session consumes each job queue as soon as the broker answers its consume: while the
+/// cluster elects a new leader for `fetch-chatdata` (its node froze), the worker runs the
+/// `fetch-media` jobs, whose leader lives, instead of waiting for both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_queue_failing_over_does_not_hold_up_the_other_queues_jobs() {
+    let cluster = Cluster::start(3);
+    let apply = |node: usize| {
+        let applied = std::process::Command::new(common::cli())
+            .args(["topology", "apply"])
+            .env("WECOM_AMQP_URL", cluster.url(node))
+            .output()
+            .unwrap();
+        assert!(applied.status.success(), "{applied:?}");
+    };
+    // Every queue led by node 2 but `fetch-chatdata`, declared again through node 1.
+    apply(2);
+    let deleted = cluster.ctl(0, &["delete_queue", "fetch-chatdata"]);
+    assert!(deleted.status.success(), "{deleted:?}");
+    apply(1);
+    let leaders = String::from_utf8(
+        cluster
+            .ctl(0, &["list_queues", "name", "leader", "--no-table-headers"])
+            .stdout,
+    )
+    .unwrap();
+    let led_by = |queue: &str, node: usize| {
+        leaders
+            .lines()
+            .any(|l| l.starts_with(&format!("{queue}\t")) && l.contains(&cluster.nodes[node].name))
+    };
+    assert!(
+        led_by("fetch-chatdata", 1) && led_by("fetch-media", 2),
+        "{leaders}"
+    );
+
+    let emulator = Emulator::default_corp();
+    let client = Client::connect_url(&cluster.url(0)).await;
+    let media = emulator::media_file_id(100_000, 1, 7);
+    client
+        .submit(
+            "fetch-media",
+            &inline_job(json!({"job_id": "media", "sdkfileid": media})),
+        )
+        .await;
+    client
+        .submit(
+            "fetch-chatdata",
+            &inline_job(json!({"job_id": "chat", "limit": 3})),
+        )
+        .await;
+    cluster.freeze(1);
+    // Node 0 takes new connections once it takes node 1 for down; the new leader of
+    // `fetch-chatdata` is elected seconds after that.
+    let worker = Worker::start_url(&cluster.url(0), &emulator, &["--no-declare"], &[]);
+    let results = client.take("media-results", 1, WAIT).await;
+    assert_eq!(results.len(), 1, "{}", worker.log_text());
+    let results = client.take("chatdata-results", 1, WAIT).await;
+    cluster.thaw(1);
+    assert_eq!(results.len(), 1, "{}", worker.log_text());
+    let log = worker.log_text();
+    let line_of = |needle: [&str; 2]| {
+        log.lines()
+            .position(|line| needle.iter().all(|part| line.contains(part)))
+    };
+    let media_done = line_of(["job done", "job_id=\"media\""]);
+    let chat_consumed = line_of(["answered the consume", "queue=\"fetch-chatdata\""]);
+    assert!(
+        media_done.is_some() && media_done < chat_consumed,
+        "the media job ran before fetch-chatdata was consumed:\n{log}"
+    );
+}

@@ -54,12 +54,23 @@ impl Consumed {
     }
 }
 
-/// A job queue consumed: its deliveries (the answered consumer's and any late one's), and
-/// every consumer asked for.
-#[derive(Default)]
+/// A job queue consumed: which, its deliveries (the answered consumer's and any late one's),
+/// and every consumer asked for.
 pub struct Consuming {
+    pub kind: JobKind,
     pub deliveries: Vec<BoxStream<'static, Next>>,
     pub consumed: Vec<Consumed>,
+}
+
+impl Consuming {
+    /// Says that the broker answered: when a queue's leader fails over, the other job queue
+    /// is consumed before this one.
+    pub fn log(&self) {
+        tracing::info!(
+            queue = topology::job_queue(self.kind),
+            "the broker answered the consume"
+        );
+    }
 }
 
 /// Consumes `kind`'s job queue with `prefetch` unacked deliveries per consumer. Asks again
@@ -69,7 +80,11 @@ pub async fn consume(
     kind: JobKind,
     prefetch: u16,
 ) -> lapin::Result<Consuming> {
-    let mut consuming = Consuming::default();
+    let mut consuming = Consuming {
+        kind,
+        deliveries: Vec::new(),
+        consumed: Vec::new(),
+    };
     loop {
         let channel = connection.create_channel().await?;
         // Per consumer (quorum queues refuse a channel-wide prefetch).

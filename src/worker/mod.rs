@@ -28,7 +28,7 @@ pub mod transport;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::StreamExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -162,28 +162,34 @@ async fn session(
             between.declared = true;
         }
         let publisher = broker.publisher(&publisher_conn).await?;
-        // Side by side: a queue whose consume is asked again does not hold up the other's.
-        let asked = JobKind::ALL.map(|kind| consume(&consumer_conn, kind, config.prefetch));
-        let (mut deliveries, mut consumed) = (Deliveries::new(), Vec::new());
-        for consuming in futures_util::future::try_join_all(asked).await? {
-            deliveries.extend(consuming.deliveries);
-            consumed.extend(consuming.consumed);
-        }
-        anyhow::Ok((
-            consumer_conn,
-            publisher_conn,
-            channel,
-            publisher,
-            deliveries,
-            consumed,
-        ))
+        anyhow::Ok((consumer_conn, publisher_conn, channel, publisher))
     };
     // A node that froze mid-setup must not hold the worker.
-    let setup = tokio::time::timeout(SETUP_TIMEOUT, setup);
-    let (consumer_conn, publisher_conn, channel, publisher, mut consumers, consumed) = tokio::select! {
-        setup = setup => setup.map_err(|_| anyhow::anyhow!("the broker did not answer the session's setup within {SETUP_TIMEOUT:?}"))??,
+    let setup_due = tokio::time::Instant::now() + SETUP_TIMEOUT;
+    let not_answered = || {
+        anyhow::anyhow!("the broker did not answer the session's setup within {SETUP_TIMEOUT:?}")
+    };
+    let (consumer_conn, publisher_conn, channel, publisher) = tokio::select! {
+        setup = tokio::time::timeout_at(setup_due, setup) => setup.map_err(|_| not_answered())??,
         _ = shutdown.cancelled() => return Ok(()),
     };
+    // Each job queue is asked for on its own, and the session consumes from the first one
+    // answered; the others join when answered, within the setup's time. A queue whose leader
+    // is failing over (its consume held until the cluster elects another) does not hold up the
+    // other queue's jobs.
+    let mut asking: FuturesUnordered<_> = JobKind::ALL
+        .into_iter()
+        .map(|kind| consume(&consumer_conn, kind, config.prefetch))
+        .collect();
+    let (mut consumers, mut consumed) = (Deliveries::new(), Vec::new());
+    let first = tokio::select! {
+        first = tokio::time::timeout_at(setup_due, asking.next()) => first.map_err(|_| not_answered())?,
+        _ = shutdown.cancelled() => return Ok(()),
+    };
+    let first = first.expect("there are job queues to consume")?;
+    first.log();
+    consumers.extend(first.deliveries);
+    consumed.extend(first.consumed);
     // Fired when the session is lost or a drain runs out of time: the jobs stop at their next
     // page or chunk, and nothing more is published for them.
     let session = CancellationToken::new();
@@ -212,6 +218,18 @@ async fn session(
             next = consumers.next() => next,
             _ = shutdown.cancelled() => break Ok(()),
             _ = session.cancelled() => break Err(anyhow::anyhow!("publishing failed")),
+            answered = asking.next(), if !asking.is_empty() => {
+                match answered.expect("polled only while a consume is asked") {
+                    Ok(answered) => {
+                        answered.log();
+                        consumers.extend(answered.deliveries);
+                        consumed.extend(answered.consumed);
+                    }
+                    Err(err) => break Err(anyhow::Error::new(err).context("consuming failed")),
+                }
+                continue;
+            }
+            _ = tokio::time::sleep_until(setup_due), if !asking.is_empty() => break Err(not_answered()),
             // A closed connection normally ends the consumer stream; this catches one that
             // went quietly (the publisher's, or a close the client did not pass on).
             _ = health.tick() => {
@@ -302,7 +320,7 @@ async fn session(
             );
         }
     }
-    drop((consumers, consumed, channel));
+    drop((asking, consumers, consumed, channel));
     let closing = close(session, jobs, consumer_conn, publisher_conn);
     if ended.is_ok() {
         closing.await;
