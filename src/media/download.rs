@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use wecom_sdk_format::media_index::parse_index;
 
 use super::partial::PartialMedia;
-use crate::sdk::{ErrorClass, MediaChunk, SdkError, SdkOp};
+use crate::sdk::{ChunkBytes, ErrorClass, MediaChunk, SdkError, SdkOp};
 
 /// How often, and how patiently, one chunk is retried after a transient failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,8 +188,8 @@ fn stream<P: PartialMedia + Send>(
     // would otherwise cost one more round of calls, retries included).
     let store_failed = &AtomicBool::new(false);
     thread::scope(|scope| {
-        let (to_md5, md5_queue) = sync_channel::<Arc<Vec<u8>>>(1);
-        let (to_store, store_queue) = sync_channel::<(Arc<Vec<u8>>, Option<String>)>(1);
+        let (to_md5, md5_queue) = sync_channel::<Arc<ChunkBytes>>(1);
+        let (to_store, store_queue) = sync_channel::<(Arc<ChunkBytes>, Option<String>)>(1);
         let md5_stage = scope.spawn(move || {
             for data in md5_queue {
                 md5.update(&*data);
@@ -390,7 +390,7 @@ mod tests {
                 .find(|&n| idx(n) == index)
                 .expect("a known index");
             Ok(MediaChunk {
-                data: vec![n as u8; 4],
+                data: vec![n as u8; 4].into(),
                 next_index: (n + 1 < chunks).then(|| idx(n + 1)),
             })
         }
@@ -515,7 +515,7 @@ mod tests {
     fn a_library_that_does_not_move_forward_is_stopped_before_writing() {
         let fetch = |index: &str| {
             Ok(MediaChunk {
-                data: vec![1; 4],
+                data: vec![1; 4].into(),
                 next_index: Some(if index.is_empty() {
                     idx(1)
                 } else {

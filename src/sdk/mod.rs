@@ -20,4 +20,5 @@ pub use chat_page::EncryptedMessage;
 pub use error::{check, ErrorClass, HostFailure, SdkCode, SdkError, SdkOp};
 pub use ffi::handle::{MediaChunk, SdkHandle};
 pub use ffi::library::{FinanceSdk, LoadError, SYMBOL_NAMES};
+pub use ffi::shared_slots::{self, ChunkBytes};
 pub use net::NetOptions;

@@ -9,6 +9,12 @@
 //! [`HostFailure::Hung`]. Either way the host is done with: the pool discards it (the error is
 //! transient) and the next call of that corp starts another. One call at a time per host means
 //! a crash is charged to exactly the job whose call caused it.
+//!
+//! Each host gets a few slots of memory shared with the worker
+//! ([`crate::sdk::shared_slots`]): a media call lends it a free one, and the chunk the host
+//! copies there is hashed and written by the worker where it lies, so that a large download
+//! costs no more CPU than with the library in process. With every slot held, a chunk comes
+//! through the socket.
 
 use std::io::{self, BufReader, BufWriter};
 use std::os::fd::{AsFd, OwnedFd};
@@ -22,9 +28,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_bytes::ByteBuf;
 use zeroize::Zeroizing;
 
-use super::protocol::{read_frame, write_frame, Holds, Request, Response, WireNet};
+use super::protocol::{read_frame, send_slots, write_frame, Holds, Request, Response, WireNet};
 use crate::sdk::guard;
-use crate::sdk::{EncryptedMessage, HostFailure, MediaChunk, NetOptions, SdkError, SdkOp};
+use crate::sdk::shared_slots::{Lent, SharedSlots};
+use crate::sdk::{
+    ChunkBytes, EncryptedMessage, HostFailure, MediaChunk, NetOptions, SdkError, SdkOp,
+};
 
 /// Socket buffer size each way: a media chunk (512 KiB) and its frame.
 const SOCKET_BUFFER: usize = 1 << 20;
@@ -48,6 +57,9 @@ pub struct HostProcess {
     call_timeout: Duration,
     /// A call failed on the host itself: it is dead or killed.
     dead: bool,
+    /// Memory the host writes media chunks into; `None` if it could not be made (the chunks
+    /// then come through the socket).
+    slots: Option<SharedSlots>,
 }
 
 /// The longest an `Init` or a page's `DecryptData` (no network I/O) may take.
@@ -114,12 +126,19 @@ impl HostSpawner {
             .stdout(Stdio::from(chatter))
             .spawn()
             .map_err(|e| unusable(format!("cannot start {}: {e}", self.exe.display())))?;
+        let (slots, slots_fd) = match SharedSlots::create() {
+            Ok((slots, fd)) => (Some(slots), Some(fd)),
+            Err(_) => (None, None),
+        };
+        // Never blocks: the first byte into an empty socket.
+        send_slots(&ours, slots_fd.as_ref()).map_err(|e| unusable(e.to_string()))?;
         let mut host = HostProcess {
             child,
             input: BufReader::new(reader),
             output: BufWriter::new(ours),
             call_timeout: self.call_timeout,
             dead: false,
+            slots,
         };
         let open = Request::Open {
             corpid: corpid.to_owned(),
@@ -244,13 +263,45 @@ impl HostProcess {
     ) -> Result<MediaChunk, SdkError> {
         guard::c_id("sdkfileid", sdkfileid)?;
         guard::media_index(index)?;
+        let lent = self.slots.as_ref().and_then(SharedSlots::lend);
         let request = Request::GetMediaData {
             sdkfileid: sdkfileid.to_owned(),
             index: index.to_owned(),
             net: wire_net(net)?,
+            slot: lent.as_ref().map(Lent::index),
         };
         match self.call(SdkOp::GetMediaData, &request)? {
-            (Response::Chunk { next_index }, data) => Ok(MediaChunk { data, next_index }),
+            (
+                Response::Chunk {
+                    next_index,
+                    in_slot: Some(len),
+                },
+                _,
+            ) => match lent.and_then(|lent| lent.filled(len as usize)) {
+                Some(data) => Ok(MediaChunk {
+                    data: ChunkBytes::Shared(data),
+                    next_index,
+                }),
+                None => {
+                    self.dead = true;
+                    Err(SdkError::Host {
+                        op: SdkOp::GetMediaData,
+                        failure: HostFailure::Unusable {
+                            reason: "it answered with a slot it was not lent".into(),
+                        },
+                    })
+                }
+            },
+            (
+                Response::Chunk {
+                    next_index,
+                    in_slot: None,
+                },
+                data,
+            ) => Ok(MediaChunk {
+                data: data.into(),
+                next_index,
+            }),
             (Response::Failed(err), _) => Err(err.into_sdk_error(SdkOp::GetMediaData)),
             (other, _) => Err(unexpected(SdkOp::GetMediaData, other)),
         }

@@ -1,12 +1,22 @@
-//! What the worker and an SDK host say to each other over their socket: one request, then one
-//! response. A frame is a message (4-byte big-endian length, then postcard) followed by a
-//! payload of raw bytes (4-byte length, then the bytes): a media chunk travels as the payload,
-//! so that its 512 KiB are neither encoded nor copied more than the socket needs.
+//! What the worker and an SDK host say to each other over their socket: first one byte that
+//! carries the memfd of the worker's shared slots ([`crate::sdk::shared_slots`]), if it has
+//! them; then one request, then one response, in turn. A frame is a message (4-byte
+//! big-endian length, then postcard) followed by a payload of raw bytes (4-byte length, then
+//! the bytes). A media chunk is written into the slot its request lent, or, when there was
+//! none, travels as the payload, so that its 512 KiB are never encoded.
 //!
 //! Secrets travel here (the corp secret, the proxy password, the messages' decrypted keys): the
 //! socket is a private pair between the two processes, and neither side logs a message.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -33,6 +43,8 @@ pub enum Request {
         sdkfileid: String,
         index: String,
         net: WireNet,
+        /// The shared slot to put the chunk in, if the worker has one free.
+        slot: Option<u32>,
     },
     /// `DecryptData` for each (decrypted random key, `encrypt_chat_msg`) of a page.
     DecryptData {
@@ -52,9 +64,11 @@ pub struct WireNet {
 pub enum Response {
     Opened,
     Page(Vec<EncryptedMessage>),
-    /// The chunk's bytes are the frame's payload.
+    /// The chunk's bytes are in the lent slot (`in_slot`: how many), or else the frame's
+    /// payload.
     Chunk {
         next_index: Option<String>,
+        in_slot: Option<u32>,
     },
     Decrypted(Vec<Result<ByteBuf, WireError>>),
     Failed(WireError),
@@ -113,6 +127,44 @@ impl WireError {
             },
         }
     }
+}
+
+/// Sends the socket's first byte, with the shared slots' memfd when there is one.
+pub fn send_slots(socket: &UnixStream, slots: Option<&OwnedFd>) -> io::Result<()> {
+    let fds = slots.map(|fd| [fd.as_fd()]);
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if let Some(fds) = &fds {
+        control.push(SendAncillaryMessage::ScmRights(fds));
+    }
+    rustix::net::sendmsg(
+        socket,
+        &[IoSlice::new(&[1])],
+        &mut control,
+        SendFlags::empty(),
+    )?;
+    Ok(())
+}
+
+/// Receives the socket's first byte, and the shared slots' memfd if it came with it.
+pub fn receive_slots(socket: &UnixStream) -> io::Result<Option<OwnedFd>> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    let received = rustix::net::recvmsg(
+        socket,
+        &mut [IoSliceMut::new(&mut byte)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    if received.bytes != 1 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    let fd = control.drain().find_map(|message| match message {
+        RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+        _ => None,
+    });
+    Ok(fd)
 }
 
 /// Whether a frame read may hold a secret (a request: the corp secret, a proxy password,
@@ -193,6 +245,7 @@ mod tests {
                 proxy_password: None,
                 timeout_secs: 5,
             },
+            slot: Some(2),
         };
         write_frame(&mut wire, &request, &[]).unwrap();
         let failed = Response::Failed(WireError::Code {
@@ -200,12 +253,15 @@ mod tests {
             raw: 10001,
         });
         write_frame(&mut wire, &failed, &[]).unwrap();
-        let chunk = Response::Chunk { next_index: None };
+        let chunk = Response::Chunk {
+            next_index: None,
+            in_slot: None,
+        };
         write_frame(&mut wire, &chunk, &[7u8; 1000]).unwrap();
         let mut input = &wire[..];
         assert!(matches!(
             read_frame::<Request>(&mut input, Holds::Secrets).unwrap(),
-            Some((Request::GetMediaData { index, .. }, payload))
+            Some((Request::GetMediaData { index, slot: Some(2), .. }, payload))
                 if index == "Range:bytes=0-15" && payload.is_empty()
         ));
         let Some((Response::Failed(error), _)) =
@@ -220,8 +276,13 @@ mod tests {
                 ..
             }
         ));
-        let Some((Response::Chunk { next_index: None }, payload)) =
-            read_frame::<Response>(&mut input, Holds::NoSecret).unwrap()
+        let Some((
+            Response::Chunk {
+                next_index: None,
+                in_slot: None,
+            },
+            payload,
+        )) = read_frame::<Response>(&mut input, Holds::NoSecret).unwrap()
         else {
             panic!()
         };

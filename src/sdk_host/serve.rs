@@ -1,7 +1,9 @@
 //! The SDK host: `wecom-archive sdk-host --lib PATH`, started by a worker with one end of a
 //! socket pair as its standard input. It loads the library, opens one handle when asked, and
 //! answers requests one at a time until the socket closes. It never logs a request or an
-//! answer (they carry secrets). If the library crashes, this process dies alone.
+//! answer (they carry secrets). If the library crashes, this process dies alone. A media
+//! chunk goes into the slot of shared memory its request lent, when it came with one
+//! ([`crate::sdk::shared_slots`]), and through the socket otherwise.
 //!
 //! It never calls the library unasked (no read-ahead): a crash or a hang is always the call of
 //! the job that asked. Nor does it leave a core dump (it holds the corp secret and messages'
@@ -17,7 +19,10 @@ use secrecy::SecretString;
 use serde_bytes::ByteBuf;
 use zeroize::Zeroizing;
 
-use super::protocol::{read_frame, write_frame, Holds, Request, Response, WireError, WireNet};
+use super::protocol::{
+    read_frame, receive_slots, write_frame, Holds, Request, Response, WireError, WireNet,
+};
+use crate::sdk::shared_slots::HostSlots;
 use crate::sdk::{FinanceSdk, NetOptions, SdkHandle};
 
 /// Serves the worker on standard input until it closes the socket.
@@ -26,6 +31,8 @@ pub fn serve(lib: &Path) -> anyhow::Result<()> {
     exit_with_parent();
     let sdk = FinanceSdk::load(lib)?;
     let socket = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    // Slots that cannot be mapped leave the chunks to the socket.
+    let slots = receive_slots(&socket)?.and_then(|fd| HostSlots::map(fd).ok());
     let mut input = BufReader::new(socket.try_clone()?);
     let mut output = BufWriter::new(socket);
     let mut handle: Option<SdkHandle> = None;
@@ -36,9 +43,13 @@ pub fn serve(lib: &Path) -> anyhow::Result<()> {
                     sdkfileid,
                     index,
                     net,
+                    slot,
                 },
                 Some(open),
-            ) => send_media_chunk(open, sdkfileid, index, net, &mut output)?,
+            ) => {
+                let slot = slots.as_ref().zip(*slot);
+                send_media_chunk(open, sdkfileid, index, net, slot, &mut output)?
+            }
             _ => write_frame(&mut output, &answer(&sdk, &mut handle, &request), &[])?,
         }
     }
@@ -114,18 +125,39 @@ fn answer(
     }
 }
 
-/// `GetMediaData`: the chunk's next index in the response, its bytes as the payload, written
-/// from the library's own buffer (a copy fewer per 512 KiB chunk).
+/// `GetMediaData`: the chunk's next index in the response, its bytes copied from the
+/// library's own buffer into the lent slot, or else written from there as the payload.
 fn send_media_chunk(
     handle: &mut SdkHandle,
     sdkfileid: &str,
     index: &str,
     net: &WireNet,
+    slot: Option<(&HostSlots, u32)>,
     output: &mut impl Write,
 ) -> io::Result<()> {
-    let sent = handle.get_media_chunk_with(sdkfileid, index, &net_options(net), |data, next| {
-        write_frame(output, &Response::Chunk { next_index: next }, data)
-    });
+    let sent =
+        handle.get_media_chunk_with(
+            sdkfileid,
+            index,
+            &net_options(net),
+            |data, next| match slot {
+                Some((slots, slot)) if slots.write(slot, data) => {
+                    let in_slot = Some(data.len() as u32);
+                    let response = Response::Chunk {
+                        next_index: next,
+                        in_slot,
+                    };
+                    write_frame(output, &response, &[])
+                }
+                _ => {
+                    let response = Response::Chunk {
+                        next_index: next,
+                        in_slot: None,
+                    };
+                    write_frame(output, &response, data)
+                }
+            },
+        );
     match sent {
         Ok(written) => written,
         Err(err) => write_frame(output, &Response::Failed(WireError::from(err)), &[]),

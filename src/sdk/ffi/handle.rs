@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use super::buffers::{OwnedMediaData, OwnedSlice};
 use super::library::FinanceSdk;
+use super::shared_slots::ChunkBytes;
 use crate::sdk::chat_page::{parse_chat_body, EncryptedMessage};
 use crate::sdk::error::{check, SdkError, SdkOp};
 use crate::sdk::guard;
@@ -22,7 +23,7 @@ use crate::sdk::net::NetOptions;
 /// One chunk of a media file, as `GetMediaData` returned it.
 #[derive(Debug)]
 pub struct MediaChunk {
-    pub data: Vec<u8>,
+    pub data: ChunkBytes,
     /// The index to pass for the next chunk; `None` when this chunk was the last.
     pub next_index: Option<String>,
 }
@@ -105,7 +106,7 @@ impl SdkHandle {
         net: &NetOptions,
     ) -> Result<MediaChunk, SdkError> {
         self.get_media_chunk_with(sdkfileid, index, net, |data, next_index| MediaChunk {
-            data: data.to_vec(),
+            data: data.to_vec().into(),
             next_index,
         })
     }
