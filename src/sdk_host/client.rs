@@ -104,6 +104,13 @@ impl HostSpawner {
         }
         // Everything that can fail is done before the host starts: a started one is always
         // owned by a HostProcess, whose Drop ends and reaps it.
+        let (slots, slots_fd) = match SharedSlots::create() {
+            Ok((slots, fd)) => (Some(slots), Some(fd)),
+            Err(_) => (None, None),
+        };
+        // The socket's first byte, read by the host once it runs; never blocks (an empty
+        // socket). The worker's copy of the memfd closes at the end of this function.
+        send_slots(&ours, slots_fd.as_ref()).map_err(|e| unusable(e.to_string()))?;
         let reader = ours.try_clone().map_err(|e| unusable(e.to_string()))?;
         let chatter = io::stderr()
             .as_fd()
@@ -126,12 +133,6 @@ impl HostSpawner {
             .stdout(Stdio::from(chatter))
             .spawn()
             .map_err(|e| unusable(format!("cannot start {}: {e}", self.exe.display())))?;
-        let (slots, slots_fd) = match SharedSlots::create() {
-            Ok((slots, fd)) => (Some(slots), Some(fd)),
-            Err(_) => (None, None),
-        };
-        // Never blocks: the first byte into an empty socket.
-        send_slots(&ours, slots_fd.as_ref()).map_err(|e| unusable(e.to_string()))?;
         let mut host = HostProcess {
             child,
             input: BufReader::new(reader),
