@@ -32,7 +32,7 @@ pub fn serve(lib: &Path) -> anyhow::Result<()> {
     let sdk = FinanceSdk::load(lib)?;
     let socket = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     // Slots that cannot be mapped leave the chunks to the socket.
-    let slots = receive_slots(&socket)?.and_then(|fd| HostSlots::map(fd).ok());
+    let mut slots = receive_slots(&socket)?.and_then(|fd| HostSlots::map(fd).ok());
     let mut input = BufReader::new(socket.try_clone()?);
     let mut output = BufWriter::new(socket);
     let mut handle: Option<SdkHandle> = None;
@@ -47,7 +47,7 @@ pub fn serve(lib: &Path) -> anyhow::Result<()> {
                 },
                 Some(open),
             ) => {
-                let slot = slots.as_ref().zip(*slot);
+                let slot = slots.as_mut().zip(*slot);
                 send_media_chunk(open, sdkfileid, index, net, slot, &mut output)?
             }
             _ => write_frame(&mut output, &answer(&sdk, &mut handle, &request), &[])?,
@@ -132,32 +132,21 @@ fn send_media_chunk(
     sdkfileid: &str,
     index: &str,
     net: &WireNet,
-    slot: Option<(&HostSlots, u32)>,
+    slot: Option<(&mut HostSlots, u32)>,
     output: &mut impl Write,
 ) -> io::Result<()> {
-    let sent =
-        handle.get_media_chunk_with(
-            sdkfileid,
-            index,
-            &net_options(net),
-            |data, next| match slot {
-                Some((slots, slot)) if slots.write(slot, data) => {
-                    let in_slot = Some(data.len() as u32);
-                    let response = Response::Chunk {
-                        next_index: next,
-                        in_slot,
-                    };
-                    write_frame(output, &response, &[])
-                }
-                _ => {
-                    let response = Response::Chunk {
-                        next_index: next,
-                        in_slot: None,
-                    };
-                    write_frame(output, &response, data)
-                }
-            },
-        );
+    let sent = handle.get_media_chunk_with(sdkfileid, index, &net_options(net), |data, next| {
+        let in_slot = match slot {
+            Some((slots, slot)) => slots.write(slot, data).then_some(data.len() as u32),
+            None => None,
+        };
+        let response = Response::Chunk {
+            next_index: next,
+            in_slot,
+        };
+        let payload = if in_slot.is_some() { &[][..] } else { data };
+        write_frame(output, &response, payload)
+    });
     match sent {
         Ok(written) => written,
         Err(err) => write_frame(output, &Response::Failed(WireError::from(err)), &[]),

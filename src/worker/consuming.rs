@@ -54,13 +54,21 @@ impl Consumed {
     }
 }
 
-/// A job queue consumed: which, its deliveries (the answered consumer's and any late one's),
-/// and every consumer asked for.
+/// A job queue consumed: which, and its deliveries (the answered consumer's and any late
+/// one's).
 pub struct Consuming {
     pub kind: JobKind,
     pub deliveries: Vec<BoxStream<'static, Next>>,
-    pub consumed: Vec<Consumed>,
 }
+
+/// Every consumer a session asked for, answered or not: a drain cancels them all, so that a
+/// consume the broker answers during the drain does not sit on prefetched jobs until the
+/// connection closes.
+pub type AskedConsumers = std::sync::Mutex<Vec<Consumed>>;
+
+/// The longest wait between two asks of one consume: a queue without a leader for long (its
+/// cluster lost the majority) is asked a few times a minute, a channel each.
+const LONGEST_CONSUME_WAIT: Duration = Duration::from_secs(15);
 
 impl Consuming {
     /// Says that the broker answered: when a queue's leader fails over, the other job queue
@@ -73,18 +81,20 @@ impl Consuming {
     }
 }
 
-/// Consumes `kind`'s job queue with `prefetch` unacked deliveries per consumer. Asks again
-/// every [`CONSUME_ANSWER`] until the broker answers one; the caller bounds the whole.
+/// Consumes `kind`'s job queue with `prefetch` unacked deliveries per consumer, each consumer
+/// noted in `asked` before it is asked for. Asks again after [`CONSUME_ANSWER`], then after
+/// twice as long each time (up to [`LONGEST_CONSUME_WAIT`]), until the broker answers one.
 pub async fn consume(
     connection: &Connection,
     kind: JobKind,
     prefetch: u16,
+    asked_consumers: &AskedConsumers,
 ) -> lapin::Result<Consuming> {
     let mut consuming = Consuming {
         kind,
         deliveries: Vec::new(),
-        consumed: Vec::new(),
     };
+    let mut wait = CONSUME_ANSWER;
     loop {
         let channel = connection.create_channel().await?;
         // Per consumer (quorum queues refuse a channel-wide prefetch).
@@ -94,10 +104,13 @@ pub async fn consume(
         let tag: ShortString = format!("wecom-archive-{}-{}", kind.name(), uuid::Uuid::new_v4())
             .as_str()
             .into();
-        consuming.consumed.push(Consumed {
-            channel: channel.clone(),
-            tag: tag.clone(),
-        });
+        asked_consumers
+            .lock()
+            .expect("not poisoned")
+            .push(Consumed {
+                channel: channel.clone(),
+                tag: tag.clone(),
+            });
         let mut asked = Box::pin(async move {
             channel
                 .basic_consume(
@@ -108,7 +121,7 @@ pub async fn consume(
                 )
                 .await
         });
-        match tokio::time::timeout(CONSUME_ANSWER, &mut asked).await {
+        match tokio::time::timeout(wait, &mut asked).await {
             Ok(consumer) => {
                 let ended = stream::once(async move { (kind, None) });
                 consuming.deliveries.push(
@@ -122,8 +135,9 @@ pub async fn consume(
             Err(_) => {
                 tracing::warn!(
                     queue = topology::job_queue(kind),
-                    "the broker did not answer a consume within {CONSUME_ANSWER:?}; asking again on another channel"
+                    "the broker did not answer a consume within {wait:?}; asking again on another channel"
                 );
+                wait = (wait * 2).min(LONGEST_CONSUME_WAIT);
                 // Answered later, it delivers beside the next one; refused later, it delivers
                 // nothing. Its end is not the queue's: the consumer that was answered says that.
                 let late = stream::once(asked)

@@ -1,9 +1,9 @@
 //! Whether a broker session still works, beyond "the connection says it is connected": a node
 //! that froze keeps its TCP connections open and says nothing, and a consumer can stop
-//! receiving while its queue fills. Every health tick the worker asks the broker for its job
-//! queues' depth over the consuming channel: no answer within [`PROBE_TIMEOUT`] ends the
-//! session, and so do messages waiting while this worker has free slots and has received
-//! nothing for [`QUIET_WITH_BACKLOG`].
+//! receiving while its queue fills. Every health tick the worker asks the broker for the depth
+//! of the job queues it consumes, over the consuming channel: no answer within
+//! [`PROBE_TIMEOUT`] ends the session, and so do messages waiting there while this worker has
+//! free slots and has received nothing for [`QUIET_WITH_BACKLOG`].
 
 use std::time::{Duration, Instant};
 
@@ -20,14 +20,17 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a consumer with free slots may receive nothing while its queues hold jobs.
 pub const QUIET_WITH_BACKLOG: Duration = Duration::from_secs(15);
 
-/// Asks the broker how many jobs wait; `Err` when the session should end.
+/// Asks the broker how many jobs wait in the queues the session consumes (`kinds`: a queue
+/// whose consume is still asked for is not yet expected to deliver); `Err` when the session
+/// should end.
 pub async fn probe(
     channel: &Channel,
+    kinds: &[JobKind],
     last_delivery: Instant,
     slots_free: bool,
 ) -> anyhow::Result<()> {
     let mut waiting = 0;
-    for kind in JobKind::ALL {
+    for &kind in kinds {
         let declared = channel.queue_declare(
             topology::job_queue(kind).into(),
             QueueDeclareOptions {

@@ -38,7 +38,7 @@ use crate::telemetry::{Readiness, Telemetry};
 use amqp_job::{AmqpJob, REQUEUE};
 pub use config::{AmqpArgs, TopologyArgs, WorkerConfig};
 use connection::Broker;
-use consuming::{consume, Deliveries};
+use consuming::{consume, AskedConsumers, Deliveries};
 use delivered::Delivered;
 use handle::{handle, DeliveryRules};
 use signing::HeaderKey;
@@ -50,6 +50,9 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 const HEALTH_TICK: Duration = Duration::from_secs(1);
 /// Closing a session's connections.
 const CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a stopping worker waits for its lost sessions to close: a publish's confirm grace
+/// and a close, with room to spare.
+const WIND_DOWN_LIMIT: Duration = Duration::from_secs(5);
 
 /// Runs the worker with `core` until `shutdown` is cancelled.
 pub async fn run(
@@ -122,8 +125,12 @@ pub async fn run(
             }
         }
     }
-    // Sessions lost before the shutdown may still be closing.
-    while between.winding_down.join_next().await.is_some() {}
+    // Sessions lost before the shutdown may still be closing; a frozen node may hold their
+    // acks and nacks, so they get as long as a close takes, then are abandoned.
+    let closed = async { while between.winding_down.join_next().await.is_some() {} };
+    if tokio::time::timeout(WIND_DOWN_LIMIT, closed).await.is_err() {
+        between.winding_down.abort_all();
+    }
     Ok(())
 }
 
@@ -174,14 +181,17 @@ async fn session(
         _ = shutdown.cancelled() => return Ok(()),
     };
     // Each job queue is asked for on its own, and the session consumes from the first one
-    // answered; the others join when answered, within the setup's time. A queue whose leader
-    // is failing over (its consume held until the cluster elects another) does not hold up the
-    // other queue's jobs.
+    // answered, within the setup's time; the others join when answered, however late. A queue
+    // whose leader is failing over (its consume held until the cluster elects another) does
+    // not hold up the other queue's jobs, nor end the session.
+    let asked_consumers = AskedConsumers::default();
     let mut asking: FuturesUnordered<_> = JobKind::ALL
         .into_iter()
-        .map(|kind| consume(&consumer_conn, kind, config.prefetch))
+        .map(|kind| consume(&consumer_conn, kind, config.prefetch, &asked_consumers))
         .collect();
-    let (mut consumers, mut consumed) = (Deliveries::new(), Vec::new());
+    let mut consumers = Deliveries::new();
+    // The queues whose consume was answered: the liveness probe counts their backlog only.
+    let mut consumed_kinds = Vec::new();
     let first = tokio::select! {
         first = tokio::time::timeout_at(setup_due, asking.next()) => first.map_err(|_| not_answered())?,
         _ = shutdown.cancelled() => return Ok(()),
@@ -189,7 +199,7 @@ async fn session(
     let first = first.expect("there are job queues to consume")?;
     first.log();
     consumers.extend(first.deliveries);
-    consumed.extend(first.consumed);
+    consumed_kinds.push(first.kind);
     // Fired when the session is lost or a drain runs out of time: the jobs stop at their next
     // page or chunk, and nothing more is published for them.
     let session = CancellationToken::new();
@@ -223,13 +233,12 @@ async fn session(
                     Ok(answered) => {
                         answered.log();
                         consumers.extend(answered.deliveries);
-                        consumed.extend(answered.consumed);
+                        consumed_kinds.push(answered.kind);
                     }
                     Err(err) => break Err(anyhow::Error::new(err).context("consuming failed")),
                 }
                 continue;
             }
-            _ = tokio::time::sleep_until(setup_due), if !asking.is_empty() => break Err(not_answered()),
             // A closed connection normally ends the consumer stream; this catches one that
             // went quietly (the publisher's, or a close the client did not pass on).
             _ = health.tick() => {
@@ -237,7 +246,7 @@ async fn session(
                     break Err(anyhow::anyhow!("a broker connection is closed"));
                 }
                 let slots_free = permits.available_permits() > 0;
-                if let Err(err) = liveness::probe(&channel, last_delivery, slots_free).await {
+                if let Err(err) = liveness::probe(&channel, &consumed_kinds, last_delivery, slots_free).await {
                     break Err(err);
                 }
                 continue;
@@ -303,7 +312,10 @@ async fn session(
             in_flight = jobs.len(),
             "shutting down: no new jobs, finishing the ones held"
         );
-        for consumer in &consumed {
+        // Consumes still asked for are cancelled too: one answered now would prefetch jobs
+        // for nothing.
+        let asked = std::mem::take(&mut *asked_consumers.lock().expect("not poisoned"));
+        for consumer in &asked {
             consumer.cancel().await;
         }
         release_prefetched(&mut consumers).await;
@@ -320,7 +332,7 @@ async fn session(
             );
         }
     }
-    drop((asking, consumers, consumed, channel));
+    drop((asking, consumers, channel));
     let closing = close(session, jobs, consumer_conn, publisher_conn);
     if ended.is_ok() {
         closing.await;

@@ -7,10 +7,13 @@
 //! The rule that makes the sharing sound: a slot is the host's to write only while it answers
 //! the request that lent it ([`Lent`]), and the worker's to read only from that answer until
 //! the last [`SlotBytes`] of it is dropped; only then is it lent again. The host is this
-//! binary, and writes a slot nowhere but in [`HostSlots::write`]. What it cannot rule out is the
-//! library (loaded in the host) writing at random into the host's memory, the mapping
-//! included: then a chunk's bytes could change under the worker's hashing, which is what the
-//! message's `md5sum` check is there to catch (bytes of any value are valid `u8`s).
+//! binary, and writes a slot nowhere but in [`HostSlots::write`]. The library it loads may
+//! write at random into the host's memory, so the host maps the slots read-only and makes the
+//! lent slot writable only for the copy: a stray write elsewhere, or at another time, kills
+//! the host, not the worker's chunk. The worker maps them read-only, and seals the memfd's
+//! size, so that nothing can shrink it under the worker's reads (a `SIGBUS`). A [`HostSlots`]
+//! and [`SlotBytes`] of the same memory belong in different processes; the unit test below,
+//! which has both, keeps to the lending rule by hand.
 //!
 //! When no slot is free, or the chunk is larger than a slot, the chunk goes through the socket
 //! as before.
@@ -22,7 +25,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
-use rustix::mm::{MapFlags, ProtFlags};
+use rustix::fs::{MemfdFlags, SealFlags};
+use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 
 /// The library's media chunk size; a larger chunk goes through the socket.
 pub const SLOT_BYTES: usize = 512 * 1024;
@@ -47,6 +51,7 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
+    /// Maps the memfd read-only.
     fn new(fd: impl AsFd) -> io::Result<Self> {
         let size = rustix::fs::fstat(&fd)?.st_size;
         if usize::try_from(size).ok() != Some(MAPPING_BYTES) {
@@ -58,7 +63,7 @@ impl Mapping {
             rustix::mm::mmap(
                 std::ptr::null_mut(),
                 MAPPING_BYTES,
-                ProtFlags::READ | ProtFlags::WRITE,
+                ProtFlags::READ,
                 MapFlags::SHARED,
                 fd,
                 0,
@@ -93,8 +98,10 @@ pub struct SharedSlots {
 impl SharedSlots {
     /// New slots, and the memfd to hand the host (it maps the same memory).
     pub fn create() -> io::Result<(Self, OwnedFd)> {
-        let fd = rustix::fs::memfd_create("wecom-media-slots", rustix::fs::MemfdFlags::CLOEXEC)?;
+        let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+        let fd = rustix::fs::memfd_create("wecom-media-slots", flags)?;
         rustix::fs::ftruncate(&fd, MAPPING_BYTES as u64)?;
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
         let slots = Self {
             mapping: Arc::new(Mapping::new(&fd)?),
             free: Arc::new(Mutex::new((0..SLOTS).rev().collect())),
@@ -176,19 +183,31 @@ impl HostSlots {
         })
     }
 
-    /// Copies `data` into slot `index`, if there is such a slot and `data` fits in it.
-    pub fn write(&self, index: u32, data: &[u8]) -> bool {
+    /// Copies `data` into slot `index`, if there is such a slot, `data` fits in it, and the
+    /// slot can be made writable for the copy.
+    pub fn write(&mut self, index: u32, data: &[u8]) -> bool {
         let index = index as usize;
         if index >= SLOTS || data.len() > SLOT_BYTES {
             return false;
         }
-        // SAFETY: `data.len()` bytes fit in the slot, inside the mapping; the worker lent this
-        // slot for the call being answered and reads it only once answered (module docs), and
+        let slot = self.mapping.slot(index);
+        let protect = |flags| {
+            // SAFETY: the slot is whole pages (SLOT_BYTES is a multiple of the page size, and
+            // the mapping starts on a page) inside our mapping; no reference into it exists
+            // in this process.
+            unsafe { rustix::mm::mprotect(slot.cast::<c_void>(), SLOT_BYTES, flags) }
+        };
+        if protect(MprotectFlags::READ | MprotectFlags::WRITE).is_err() {
+            return false;
+        }
+        // SAFETY: `data.len()` bytes fit in the slot, now writable; the worker lent this slot
+        // for the call being answered and reads it only once answered (module docs), and
         // `data` (the library's buffer) is not in the mapping.
         unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.mapping.slot(index), data.len());
+            std::ptr::copy_nonoverlapping(data.as_ptr(), slot, data.len());
         }
-        true
+        // Read-only again: nothing but this copy writes a slot.
+        protect(MprotectFlags::READ).is_ok()
     }
 }
 
@@ -234,7 +253,7 @@ mod tests {
     #[test]
     fn what_the_host_writes_in_a_lent_slot_the_worker_reads_and_the_slot_comes_back() {
         let (slots, fd) = SharedSlots::create().unwrap();
-        let host = HostSlots::map(fd).unwrap();
+        let mut host = HostSlots::map(fd).unwrap();
         let lent: Vec<Lent> = (0..SLOTS).map(|_| slots.lend().unwrap()).collect();
         assert!(slots.lend().is_none(), "every slot is lent");
         let mut held = Vec::new();
