@@ -66,8 +66,14 @@ pub struct Consuming {
 /// connection closes.
 pub type AskedConsumers = std::sync::Mutex<Vec<Consumed>>;
 
-/// The longest wait between two asks of one consume: a queue without a leader for long (its
-/// cluster lost the majority) is asked a few times a minute, a channel each.
+/// How long a consume is asked again every [`CONSUME_ANSWER`]: a cluster replaces a frozen
+/// leader within this (8.5 s seen with `net_ticktime` 6), and the first ask after that is
+/// answered, so a longer wait here would add itself to the failover.
+const FAILOVER_WINDOW: Duration = Duration::from_secs(20);
+
+/// The longest wait between two asks of one consume after [`FAILOVER_WINDOW`]: a queue
+/// without a leader for long (its cluster lost the majority) is asked a few times a minute, a
+/// channel each.
 const LONGEST_CONSUME_WAIT: Duration = Duration::from_secs(15);
 
 impl Consuming {
@@ -82,8 +88,9 @@ impl Consuming {
 }
 
 /// Consumes `kind`'s job queue with `prefetch` unacked deliveries per consumer, each consumer
-/// noted in `asked` before it is asked for. Asks again after [`CONSUME_ANSWER`], then after
-/// twice as long each time (up to [`LONGEST_CONSUME_WAIT`]), until the broker answers one.
+/// noted in `asked` before it is asked for. Asks again every [`CONSUME_ANSWER`] for
+/// [`FAILOVER_WINDOW`], then after twice as long each time (up to [`LONGEST_CONSUME_WAIT`]),
+/// until the broker answers one.
 pub async fn consume(
     connection: &Connection,
     kind: JobKind,
@@ -94,6 +101,7 @@ pub async fn consume(
         kind,
         deliveries: Vec::new(),
     };
+    let started = tokio::time::Instant::now();
     let mut wait = CONSUME_ANSWER;
     loop {
         let channel = connection.create_channel().await?;
@@ -137,7 +145,9 @@ pub async fn consume(
                     queue = topology::job_queue(kind),
                     "the broker did not answer a consume within {wait:?}; asking again on another channel"
                 );
-                wait = (wait * 2).min(LONGEST_CONSUME_WAIT);
+                if started.elapsed() >= FAILOVER_WINDOW {
+                    wait = (wait * 2).min(LONGEST_CONSUME_WAIT);
+                }
                 // Answered later, it delivers beside the next one; refused later, it delivers
                 // nothing. Its end is not the queue's: the consumer that was answered says that.
                 let late = stream::once(asked)
