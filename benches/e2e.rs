@@ -619,8 +619,6 @@ async fn chat_pages(pages: u64) {
         );
 }
 
-/// Media: `files` files of `size` bytes through one fresh worker, whose peak RSS is read at the
-/// end. The disk reference writes as many bytes (64 MiB at least, to be measurable).
 /// The middle of `values` (the upper one of an even count).
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
@@ -634,6 +632,8 @@ fn rounds(values: &[f64]) -> String {
     each.join(" ")
 }
 
+/// Media: `files` files of `size` bytes through one fresh worker, whose peak RSS is read at the
+/// end. The disk reference writes as many bytes (64 MiB at least, to be measurable).
 async fn media(name: &str, files: u64, size: u64, isolation: &str, targets: &str) -> f64 {
     Media::new(name, files, size, isolation).run(targets).await
 }

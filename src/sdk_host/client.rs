@@ -288,7 +288,9 @@ impl HostProcess {
                     Err(SdkError::Host {
                         op: SdkOp::GetMediaData,
                         failure: HostFailure::Unusable {
-                            reason: "it answered with a slot it was not lent".into(),
+                            reason: "it answered with a slot it was not lent, or more bytes than \
+                                     a slot holds"
+                                .into(),
                         },
                     })
                 }

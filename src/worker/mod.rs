@@ -43,7 +43,8 @@ use delivered::Delivered;
 use handle::{handle, DeliveryRules};
 use signing::HeaderKey;
 
-/// Connecting, declaring the topology, opening the channels of a session and consuming.
+/// Connecting, declaring the topology, opening the channels of a session, and the first job
+/// queue's consume answered (the other joins when answered, however late).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a session checks its connections and asks the broker for its queues' depth
 /// ([`liveness`]).
