@@ -25,9 +25,9 @@ struct Body<'a> {
     chatdata: Vec<Entry>,
 }
 
-#[derive(Serialize)]
-struct Entry {
-    seq: u64,
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Entry {
+    pub seq: u64,
     msgid: String,
     publickey_ver: u32,
     encrypt_random_key: String,
@@ -107,6 +107,20 @@ pub(crate) fn error_body(errcode: i64) -> Vec<u8> {
 }
 
 fn entry(corp: &Corp, seq: u64) -> Entry {
+    corp.sealed
+        .as_ref()
+        .and_then(|store| store.get(seq))
+        .unwrap_or_else(|| seal_entry(corp, seq))
+}
+
+/// Every entry of the archive of `corp`, sealed now: what [`crate::sealed_store`] stores.
+pub(crate) fn seal_archive(corp: &Corp) -> impl Iterator<Item = Entry> + '_ {
+    (1..=corp.config.message_count)
+        .filter(|&seq| holds_seq(&corp.config, seq))
+        .map(|seq| seal_entry(corp, seq))
+}
+
+fn seal_entry(corp: &Corp, seq: u64) -> Entry {
     let message = messages::generate(&corp.config, &corp.mix, seq);
     let mut rng = seeding::rng("seal", corp.config.seed, &[&seq.to_le_bytes()]);
     let key = key_text(&mut rng);
@@ -207,6 +221,27 @@ mod tests {
             entries(&second)[0],
             "re-reading a seq gives the same entry"
         );
+    }
+
+    #[test]
+    fn a_corp_sealed_at_load_serves_the_same_bytes_from_its_store() {
+        let config = CorpConfig {
+            seq_gap_probability: 0.3,
+            ..small_corp().config
+        };
+        let sealed = corp_with(CorpConfig {
+            sealed_at_load: true,
+            ..config.clone()
+        });
+        let held = (0..=31).filter(|&s| holds_seq(&config, s)).count();
+        assert_eq!(sealed.sealed.as_ref().unwrap().len(), held);
+        for (seq, limit) in [(0, 100), (5, 10), (29, 10)] {
+            assert_eq!(
+                chat_body(&sealed, seq, limit),
+                chat_body(&corp_with(config.clone()), seq, limit)
+            );
+        }
+        assert!(small_corp().sealed.is_none());
     }
 
     #[test]

@@ -10,10 +10,12 @@ use rsa::traits::PublicKeyParts;
 use rsa::RsaPublicKey;
 use std::sync::Arc;
 
+use crate::chat;
 use crate::config::{ConfigError, CorpConfig};
 use crate::faults::{Fault, FaultCounters, FaultOp, SharedCounters};
 use crate::messages::Mix;
 use crate::rsa_seal::Sealer;
+use crate::sealed_store::SealedStore;
 use crate::seeding;
 
 /// The smallest RSA key that can carry an `encrypt_key` (88 bytes) in PKCS#1 v1.5.
@@ -28,6 +30,8 @@ pub(crate) struct Corp {
     /// Public keys by `publickey_ver`, ascending, ready to seal.
     pub keys: Vec<(u32, Sealer)>,
     pub mix: Mix,
+    /// The archive sealed at load, when the config asks for it.
+    pub sealed: Option<SealedStore>,
     counters: FaultCounters,
 }
 
@@ -60,13 +64,18 @@ impl Corp {
                     })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Corp {
+        let mut corp = Corp {
             tag: corp_tag(&config.corpid),
             keys,
             mix: Mix::new(&config),
+            sealed: None,
             counters: FaultCounters::new(shared, index),
             config,
-        })
+        };
+        if corp.config.sealed_at_load {
+            corp.sealed = Some(SealedStore::new(chat::seal_archive(&corp)));
+        }
+        Ok(corp)
     }
 
     /// Counts a call of `op` and says whether a fault replaces its answer.

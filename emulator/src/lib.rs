@@ -38,6 +38,7 @@ mod outcome;
 mod rsa_seal;
 mod runtime;
 mod sdk;
+mod sealed_store;
 mod seeding;
 
 pub use call_log::{read_call_log, CallRecord, Op, CALL_LOG_ENV};
