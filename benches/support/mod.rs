@@ -11,17 +11,40 @@ use md5::{Digest, Md5};
 
 /// `openssl speed rsa2048` on one core: private-key (sign) operations per second.
 pub fn openssl_rsa2048_private_ops() -> f64 {
-    let output = Command::new("openssl")
-        .args(["speed", "-seconds", "3", "rsa2048"])
-        .output()
+    openssl_speed_rsa2048(3).wait_for_rate()
+}
+
+/// `openssl speed rsa2048` run on every one of `cores` at once for `seconds`: private-key
+/// operations per second, all cores together. What the cores can do while all of them work
+/// (each does less than it does alone), as a worker decrypting on every core does.
+pub fn openssl_rsa2048_private_ops_on_all(cores: usize, seconds: u32) -> f64 {
+    let runs: Vec<OpensslSpeed> = (0..cores).map(|_| openssl_speed_rsa2048(seconds)).collect();
+    runs.into_iter().map(OpensslSpeed::wait_for_rate).sum()
+}
+
+struct OpensslSpeed(std::process::Child);
+
+fn openssl_speed_rsa2048(seconds: u32) -> OpensslSpeed {
+    let child = Command::new("openssl")
+        .args(["speed", "-seconds", &seconds.to_string(), "rsa2048"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
         .expect("openssl is installed");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("rsa 2048 bits"))
-        .unwrap_or_else(|| panic!("unexpected openssl output:\n{text}"));
-    // rsa 2048 bits 0.000369s 0.000022s   2712.1  44798.0
-    line.split_whitespace().nth(5).unwrap().parse().unwrap()
+    OpensslSpeed(child)
+}
+
+impl OpensslSpeed {
+    fn wait_for_rate(self) -> f64 {
+        let output = self.0.wait_with_output().expect("openssl runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("rsa 2048 bits"))
+            .unwrap_or_else(|| panic!("unexpected openssl output:\n{text}"));
+        // rsa 2048 bits 0.000369s 0.000022s   2712.1  44798.0
+        line.split_whitespace().nth(5).unwrap().parse().unwrap()
+    }
 }
 
 /// Bytes per second at which this machine writes `size` bytes to a new file in `dir` while
