@@ -1,6 +1,6 @@
 //! The worker and broker nodes that refuse, die or freeze (issue 13): several URLs, tried in a
-//! shuffled order, and a publish confirm that never comes ending the session instead of holding
-//! the worker. The nodes of `common::cluster` are the test's own; the default node is untouched.
+//! shuffled order, a publish confirm that never comes ending the session instead of holding
+//! the worker, and publishes and consumes asked again past a frozen leader. The nodes of `common::cluster` are the test's own; the default node is untouched.
 
 mod common;
 
@@ -219,5 +219,113 @@ async fn a_job_queue_failing_over_does_not_hold_up_the_other_queues_jobs() {
     assert!(
         media_done.is_some() && media_done < chat_consumed,
         "the media job ran before fetch-chatdata was consumed:\n{log}"
+    );
+}
+
+/// A publish whose confirm does not come is asked again on a fresh channel: a channel whose
+/// first publish to a quorum queue went to its frozen leader keeps asking that node, while a
+/// channel opened after the cluster elected another leader publishes at once. The publish goes
+/// through within moments of the election, not when the held channel gives up.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_held_by_a_frozen_leader_is_asked_again_on_a_fresh_channel() {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+    use tokio_util::sync::CancellationToken;
+    use wecom_archive::worker::publisher::Publisher;
+
+    let cluster = Cluster::start(3);
+    let connect = |node: usize| {
+        let url = cluster.url(node);
+        async move {
+            std::sync::Arc::new(
+                lapin::Connection::connect(&url, Default::default())
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    let mut quorum = FieldTable::default();
+    quorum.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    connect(1)
+        .await
+        .create_channel()
+        .await
+        .unwrap()
+        .queue_declare(
+            "results".into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            quorum,
+        )
+        .await
+        .unwrap();
+    let connection = connect(0).await;
+    cluster.freeze(1);
+    let frozen = Instant::now();
+
+    // When a channel opened then first publishes through: the cluster's failover, seen from
+    // here.
+    let election = {
+        let connection = std::sync::Arc::clone(&connection);
+        tokio::spawn(async move {
+            let mut probes = tokio::task::JoinSet::new();
+            loop {
+                let connection = std::sync::Arc::clone(&connection);
+                probes.spawn(async move {
+                    let opened = frozen.elapsed();
+                    let channel = connection.create_channel().await.unwrap();
+                    channel
+                        .confirm_select(ConfirmSelectOptions::default())
+                        .await
+                        .unwrap();
+                    let confirm = channel
+                        .basic_publish(
+                            "".into(),
+                            "results".into(),
+                            BasicPublishOptions::default(),
+                            b"probe",
+                            Default::default(),
+                        )
+                        .await
+                        .unwrap()
+                        .await
+                        .unwrap();
+                    (opened, confirm.is_ack())
+                });
+                tokio::select! {
+                    Some(done) = probes.join_next() => {
+                        if let (opened, true) = done.unwrap() {
+                            return (opened, frozen.elapsed());
+                        }
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+            }
+        })
+    };
+    let stop = CancellationToken::new();
+    // Opened after the freeze, as a new session's publisher is after its node froze.
+    let publisher = Publisher::open(&connection, Duration::from_secs(30))
+        .await
+        .unwrap();
+    publisher
+        .publish_until_confirmed("", "results", b"result", &Default::default(), &stop)
+        .await
+        .unwrap();
+    let published = frozen.elapsed();
+    let (probe_opened, probe_confirmed) = election.await.unwrap();
+    cluster.thaw(1);
+    // Held on its first channel, the publish went through 6-7 s after the election (refused
+    // after `net_ticktime` + 5 s, then tried on a fresh channel); asked again every second, it
+    // goes through within about a second of it.
+    assert!(
+        published < probe_confirmed + Duration::from_secs(3),
+        "published after {published:?}; a channel opened after {probe_opened:?} published after \
+         {probe_confirmed:?}"
     );
 }
