@@ -687,7 +687,8 @@ const FAULT_SLACK: f64 = 3.0;
 /// Scenario 7: a three-node cluster of the test's own, a backlog of jobs, two workers (one
 /// given every node's URL, one given node 0's), and faults in turn: kill -9 of the job queues'
 /// leader, a clean stop of the node the first worker uses, a partition that pauses a minority,
-/// and the first worker's node frozen (SIGSTOP) for 30 s. Nothing is lost, every media file is
+/// and the first worker's node frozen (SIGSTOP) for 30 s. Before the stop and the freeze the
+/// first worker is moved off node 0 if it is there, so that they take out one worker's node. Nothing is lost, every media file is
 /// whole, and the worker given every URL leaves the frozen node within 10 s (its stall, which
 /// also holds the cluster's own recovery, is printed).
 #[tokio::test(flavor = "multi_thread")]
@@ -724,11 +725,29 @@ async fn cluster_node_faults() {
     let jobs = mixed_jobs("c", count, 50, 1_100_000);
     let ids = publish_all(&client, &jobs).await;
     drop(client);
-    // The node the worker given every URL consumes through, as `asked` sees it (node 0 holds
-    // the other worker's connection).
+    // The node the worker given every URL consumes through, as `asked` sees it.
+    let listed_pid = listed.child.id();
     let node_of_listed = |asked: usize| {
-        let nodes = cluster.nodes_with_connection(asked, "wecom-archive worker (consume)");
-        nodes.into_iter().find(|&n| n != 0).unwrap_or(0)
+        cluster
+            .nodes_with_connection(asked, listed_pid, "wecom-archive worker (consume)")
+            .first()
+            .copied()
+    };
+    // A stop or a freeze of the node both workers use would stall the one given one URL for
+    // as long as the node is out, whatever it did: first the worker given every URL is moved
+    // off node 0 (its connections there closed, as an operator may, until it connects
+    // elsewhere), so that each fault takes out one worker's node.
+    let cluster = &cluster;
+    let node_of_listed_off_node_0 = |asked: usize| async move {
+        for _ in 0..20 {
+            match node_of_listed(asked) {
+                Some(node) if node != 0 => return node,
+                Some(_) => cluster.close_connections_to(0, listed_pid),
+                None => {}
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        panic!("the worker given every URL did not leave node 0");
     };
     let faults = async {
         let mut began = Vec::new();
@@ -740,7 +759,7 @@ async fn cluster_node_faults() {
         cluster.start_node(1);
         tokio::time::sleep(Duration::from_secs(5)).await;
         // A clean stop of the node the worker given every URL uses.
-        let stopped = node_of_listed(2);
+        let stopped = node_of_listed_off_node_0(2).await;
         let asked = (stopped + 1) % 3;
         began.push(("stop-node", now_of_day()));
         cluster.stop_node(stopped);
@@ -754,7 +773,7 @@ async fn cluster_node_faults() {
         cluster.ctl(2, &["eval", &cut]);
         tokio::time::sleep(Duration::from_secs(15)).await;
         // The node that worker uses now, frozen for 30 s.
-        let frozen = node_of_listed(asked);
+        let frozen = node_of_listed_off_node_0(asked).await;
         let frozen_at = now_of_day();
         began.push(("freeze", frozen_at));
         cluster.freeze(frozen);
@@ -774,10 +793,14 @@ async fn cluster_node_faults() {
         .log_text()
         .matches("did not answer a consume")
         .count();
+    let publishes_asked_again = listed
+        .log_text()
+        .matches("asked again on a fresh channel")
+        .count();
     println!(
         "scenario=cluster-faults longest_stall_s_worker_with_3_urls={:.1} (after {}) \
          longest_stall_s_worker_with_1_url={:.1} (after {}) left_frozen_node_after_s={:.1} \
-         consumes_asked_again={asked_again}",
+         consumes_asked_again={asked_again} publishes_asked_again={publishes_asked_again}",
         stall_listed.as_secs_f64(),
         fault_behind(&began, listed_from),
         stall_single.as_secs_f64(),

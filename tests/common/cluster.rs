@@ -173,28 +173,69 @@ impl Cluster {
         self.ctl(node, &["stop"]);
     }
 
-    /// The nodes (by index) that hold a connection named `name` now, as node `asked` sees the
-    /// cluster.
-    pub fn nodes_with_connection(&self, asked: usize, name: &str) -> Vec<usize> {
+    /// The nodes (by index) that hold a connection named `name` of process `pid` now, as node
+    /// `asked` sees the cluster.
+    pub fn nodes_with_connection(&self, asked: usize, pid: u32, name: &str) -> Vec<usize> {
+        let mut nodes: Vec<usize> = self
+            .connections_of(asked, pid)
+            .into_iter()
+            .filter(|connection| connection.name.contains(name))
+            .filter_map(|connection| {
+                self.nodes
+                    .iter()
+                    .position(|node| node.port == connection.port)
+            })
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+    }
+
+    /// Closes every connection of process `pid` to node `node`, as an operator may
+    /// (`rabbitmqctl close_connection`).
+    pub fn close_connections_to(&self, node: usize, pid: u32) {
+        for connection in self.connections_of(node, pid) {
+            if connection.port == self.nodes[node].port {
+                // A connection that closed meanwhile is not an error here.
+                let _ = self
+                    .command(node, "rabbitmqctl")
+                    .args(["-n", &self.nodes[node].name])
+                    .args(["close_connection", &connection.pid, "moved by the test"])
+                    .output();
+            }
+        }
+    }
+
+    /// The connections of process `pid`, as node `asked` lists them: the broker's view
+    /// (`peer_port`) matched to the process's own sockets (`ss`).
+    fn connections_of(&self, asked: usize, pid: u32) -> Vec<BrokerConnection> {
+        let own_ports = local_ports_of(pid);
         let listed = self.ctl(
             asked,
             &[
                 "list_connections",
+                "pid",
+                "peer_port",
                 "port",
                 "client_properties",
                 "--no-table-headers",
             ],
         );
-        let text = String::from_utf8_lossy(&listed.stdout).into_owned();
-        let mut nodes: Vec<usize> = text
+        String::from_utf8_lossy(&listed.stdout)
             .lines()
-            .filter(|line| line.contains(name))
-            .filter_map(|line| line.split_whitespace().next()?.parse::<u16>().ok())
-            .filter_map(|port| self.nodes.iter().position(|node| node.port == port))
-            .collect();
-        nodes.sort_unstable();
-        nodes.dedup();
-        nodes
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let (pid, peer_port, port) = (fields.next()?, fields.next()?, fields.next()?);
+                if !own_ports.contains(&peer_port.parse().ok()?) {
+                    return None;
+                }
+                Some(BrokerConnection {
+                    pid: pid.to_owned(),
+                    port: port.parse().ok()?,
+                    name: line.to_owned(),
+                })
+            })
+            .collect()
     }
 
     /// Every node's URL, comma-separated, as `WECOM_AMQP_URL` takes a cluster.
@@ -257,4 +298,36 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// A client connection as the broker lists it.
+struct BrokerConnection {
+    /// The connection's Erlang process, as `close_connection` takes it.
+    pid: String,
+    /// The node's AMQP port it came in on.
+    port: u16,
+    /// The whole listed line (its client properties name it).
+    name: String,
+}
+
+/// The local ports of the established TCP connections of process `pid`.
+fn local_ports_of(pid: u32) -> Vec<u16> {
+    let output = Command::new("ss")
+        .args(["-Htnp", "state", "established"])
+        .output()
+        .expect("ss (iproute2) is installed");
+    let owner = format!("pid={pid},");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains(&owner))
+        // Recv-Q Send-Q Local:Port Peer:Port Process
+        .filter_map(|line| {
+            line.split_whitespace()
+                .nth(2)?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
 }
