@@ -8,16 +8,20 @@
 //! the node is back (seen on 3.10: 11 s per try, `net_ticktime` + 5 s). A new channel starts
 //! from the leader the cluster knows now.
 //!
-//! A publish whose confirm has not come within a second is also asked again on a fresh channel,
-//! each second until one is confirmed. A channel opened after a quorum queue's leader froze,
-//! whose first publish to it went to that node before the cluster elected another, is held for
+//! A publish on a young channel (opened in the last 20 s: a new session's, or a renewed one)
+//! whose confirm has not come within a second is also sent on a fresh channel, each second,
+//! until one copy is confirmed. A channel opened after a quorum queue's leader froze, whose
+//! first publish to it went to that node before the cluster elected another, is held for
 //! `net_ticktime` + 5 s before the refusal above (seen on 3.10: 7 s after the election); a
-//! channel opened after the election publishes at once. The price is a duplicate result (the
-//! same `result_id`) when a slow broker confirms more than one copy; a connection the broker
-//! has blocked (a memory or disk alarm) is not asked again, since every copy would wait there.
+//! channel opened after the election publishes at once. A channel that has lived longer was
+//! opened before the freeze, and its publishes follow the new leader. The price is a duplicate
+//! (a result with the same `result_id`, or a continuation or retry that runs the rest of its
+//! job twice) when a slow broker confirms more than one copy, only in a channel's first 20 s.
+//! A connection the broker has blocked (a memory or disk alarm) is not asked again, since
+//! every copy would wait there, nor is a publish once the worker is stopping.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -59,10 +63,14 @@ const RETURNED_TRIES: u32 = 5;
 /// few seconds costs the broker little.
 const MAX_REFUSED_PAUSE: Duration = Duration::from_secs(2);
 
-/// How long a publish waits for its confirm before it is also asked on a fresh channel, and
-/// then between asks. Healthy quorum queues confirm in milliseconds; a cluster electing a new
+/// How long a publish waits for its confirm before it is also sent on a fresh channel, and
+/// then between copies. Healthy quorum queues confirm in milliseconds; a cluster electing a new
 /// leader is waited out to within this.
 const REASK_AFTER: Duration = Duration::from_secs(1);
+
+/// How young a channel must be for a publish on it to be sent again: a failover's length (the
+/// cluster takes a frozen node for down and elects new leaders within about 10 s here).
+const REASK_WINDOW: Duration = Duration::from_secs(20);
 
 /// How long a publish already under way when `stop` fires may still wait for its confirm. Its
 /// frames may have left: abandoning a continuation the broker then confirms would run the rest
@@ -74,8 +82,9 @@ const CONFIRM_GRACE: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct Publisher {
     connection: Arc<Connection>,
-    /// Where publishes go; replaced after a refusal ([`Publisher::renew_channel`]).
-    channel: Arc<Mutex<Channel>>,
+    /// Where publishes go, and when it was opened; replaced after a refusal
+    /// ([`Publisher::renew_channel`]) or for a copy ([`Publisher::fresh_channel`]).
+    current: Arc<Mutex<(Channel, Instant)>>,
     /// How long a publish waits for its confirm ([`PublishError::ConfirmTimedOut`]).
     confirm_timeout: Duration,
 }
@@ -94,7 +103,10 @@ impl Publisher {
         confirm_timeout: Duration,
     ) -> lapin::Result<Self> {
         Ok(Self {
-            channel: Arc::new(Mutex::new(confirming_channel(connection).await?)),
+            current: Arc::new(Mutex::new((
+                confirming_channel(connection).await?,
+                Instant::now(),
+            ))),
             connection: Arc::clone(connection),
             confirm_timeout,
         })
@@ -102,7 +114,11 @@ impl Publisher {
 
     /// The channel publishes go to now.
     pub fn channel(&self) -> Channel {
-        self.channel.lock().expect("never poisoned").clone()
+        self.current().0
+    }
+
+    fn current(&self) -> (Channel, Instant) {
+        self.current.lock().expect("never poisoned").clone()
     }
 
     /// Publishes one message and waits for its confirm.
@@ -130,11 +146,52 @@ impl Publisher {
             tokio::time::timeout(self.confirm_timeout, confirming_channel(&self.connection))
                 .await
                 .map_err(|_| PublishError::ConfirmTimedOut(self.confirm_timeout))??;
-        let mut current = self.channel.lock().expect("never poisoned");
-        if current.id() == refused_on.id() {
-            *current = fresh;
+        let mut current = self.current.lock().expect("never poisoned");
+        if current.0.id() == refused_on.id() {
+            *current = (fresh, Instant::now());
         }
         Ok(())
+    }
+
+    /// A channel opened within the last [`REASK_AFTER`]: the current one if it is that young
+    /// (another copy just opened it), else a new one that becomes current. Copies sent
+    /// together share one.
+    async fn fresh_channel(&self) -> Result<Channel, PublishError> {
+        let (channel, opened) = self.current();
+        if opened.elapsed() < REASK_AFTER {
+            return Ok(channel);
+        }
+        self.renew_channel(&channel).await?;
+        Ok(self.channel())
+    }
+
+    /// One copy of a publish: on `channel`, or on a fresh channel. Returns the channel it went
+    /// out on with its outcome, so that a refusal renews that channel.
+    async fn copy(
+        &self,
+        channel: Option<Channel>,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: &BasicProperties,
+    ) -> (Option<Channel>, Result<(), PublishError>) {
+        let channel = match channel {
+            Some(channel) => channel,
+            None => match self.fresh_channel().await {
+                Ok(channel) => channel,
+                Err(err) => return (None, Err(err)),
+            },
+        };
+        let outcome = self
+            .publish_on(
+                channel.clone(),
+                exchange,
+                routing_key,
+                body,
+                properties.clone(),
+            )
+            .await;
+        (Some(channel), outcome)
     }
 
     async fn publish_on(
@@ -175,61 +232,63 @@ impl Publisher {
         }
     }
 
-    /// Publishes on `channel`, and again on a fresh channel each [`REASK_AFTER`] while no copy
-    /// is confirmed (unless the broker blocked the connection). The first confirm wins; when
-    /// every copy has failed, the last failure is returned; with none confirmed within the
-    /// confirm timeout of the first, the publish has timed out.
+    /// Publishes on the current channel and, if that channel is younger than [`REASK_WINDOW`],
+    /// again on a fresh channel each [`REASK_AFTER`] while no copy is confirmed (not on a
+    /// connection the broker blocked, nor once `stop` fires). The first confirm wins. When
+    /// every copy has failed, the failure returned is one that ends the session if any did,
+    /// with the channel it came from; with none confirmed within the confirm timeout, the
+    /// publish has timed out.
     async fn publish_asking_again(
         &self,
-        channel: &Channel,
         exchange: &str,
         routing_key: &str,
         body: &[u8],
         properties: &BasicProperties,
-    ) -> Result<(), PublishError> {
+        stop: &CancellationToken,
+    ) -> Result<(), (PublishError, Option<Channel>)> {
+        let (channel, opened) = self.current();
+        let ask_again = opened.elapsed() < REASK_WINDOW;
         let mut copies = FuturesUnordered::new();
-        copies.push(self.publish_on(
-            channel.clone(),
-            exchange,
-            routing_key,
-            body,
-            properties.clone(),
-        ));
-        let mut asked_on = channel.clone();
+        copies.push(self.copy(Some(channel), exchange, routing_key, body, properties));
+        let mut failure: Option<(PublishError, Option<Channel>)> = None;
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + REASK_AFTER, REASK_AFTER);
         let asking = async {
             loop {
                 tokio::select! {
-                    Some(outcome) = copies.next() => match outcome {
+                    biased;
+                    Some((channel, outcome)) = copies.next() => match outcome {
                         Ok(()) => return Ok(()),
-                        Err(err) if copies.is_empty() => return Err(err),
-                        Err(_) => {}
+                        Err(err) => {
+                            let worse = failure
+                                .as_ref()
+                                .is_none_or(|(kept, _)| err.ends_session() || !kept.ends_session());
+                            if worse {
+                                failure = Some((err, channel));
+                            }
+                            if copies.is_empty() {
+                                return Err(failure.take().expect("just kept"));
+                            }
+                        }
                     },
-                    _ = tokio::time::sleep(REASK_AFTER) => {
-                        if self.connection.status().blocked() {
+                    _ = ticks.tick(), if ask_again => {
+                        if stop.is_cancelled() || self.connection.status().blocked() {
                             continue;
                         }
-                        self.renew_channel(&asked_on).await?;
-                        asked_on = self.channel();
                         tracing::warn!(
                             exchange,
                             routing_key,
                             copies = copies.len() + 1,
                             "no publish confirm within {REASK_AFTER:?}; asked again on a fresh channel"
                         );
-                        copies.push(self.publish_on(
-                            asked_on.clone(),
-                            exchange,
-                            routing_key,
-                            body,
-                            properties.clone(),
-                        ));
+                        copies.push(self.copy(None, exchange, routing_key, body, properties));
                     }
                 }
             }
         };
         tokio::time::timeout(self.confirm_timeout, asking)
             .await
-            .map_err(|_| PublishError::ConfirmTimedOut(self.confirm_timeout))?
+            .map_err(|_| (PublishError::ConfirmTimedOut(self.confirm_timeout), None))?
     }
 
     /// Publishes until confirmed, waiting with backoff (up to [`MAX_REFUSED_PAUSE`]) while the
@@ -249,9 +308,7 @@ impl Publisher {
             if stop.is_cancelled() {
                 return Err(PublishError::Stopped);
             }
-            let channel = self.channel();
-            let publish =
-                self.publish_asking_again(&channel, exchange, routing_key, body, properties);
+            let publish = self.publish_asking_again(exchange, routing_key, body, properties, stop);
             tokio::pin!(publish);
             let attempt = tokio::select! {
                 biased;
@@ -260,18 +317,23 @@ impl Publisher {
                     .await
                     .map_err(|_| PublishError::Stopped)?,
             };
-            match attempt {
+            let (err, refused_on) = match attempt {
                 Ok(()) => return Ok(()),
-                Err(err) if err.ends_session() || matches!(err, PublishError::Stopped) => {
+                Err(failure) => failure,
+            };
+            match err {
+                err if err.ends_session() || matches!(err, PublishError::Stopped) => {
                     return Err(err)
                 }
-                Err(err @ PublishError::Returned { .. }) if returned + 1 >= RETURNED_TRIES => {
+                err @ PublishError::Returned { .. } if returned + 1 >= RETURNED_TRIES => {
                     return Err(err)
                 }
-                Err(err) => {
-                    match err {
-                        PublishError::Returned { .. } => returned += 1,
-                        PublishError::Nacked => self.renew_channel(&channel).await?,
+                err => {
+                    match (&err, &refused_on) {
+                        (PublishError::Returned { .. }, _) => returned += 1,
+                        (PublishError::Nacked, Some(channel)) => {
+                            self.renew_channel(channel).await?
+                        }
                         _ => {}
                     }
                     tracing::warn!(error = %err, exchange, routing_key, "publish not confirmed; trying again in {pause:?}");
