@@ -264,6 +264,18 @@ async fn a_publish_held_by_a_frozen_leader_is_asked_again_on_a_fresh_channel() {
         )
         .await
         .unwrap();
+    let leaders = String::from_utf8(
+        cluster
+            .ctl(0, &["list_queues", "name", "leader", "--no-table-headers"])
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        leaders
+            .lines()
+            .any(|l| l.starts_with("results\t") && l.contains(&cluster.nodes[1].name)),
+        "{leaders}"
+    );
     let connection = connect(0).await;
     cluster.freeze(1);
     let frozen = Instant::now();
@@ -320,6 +332,10 @@ async fn a_publish_held_by_a_frozen_leader_is_asked_again_on_a_fresh_channel() {
     let published = frozen.elapsed();
     let (probe_opened, probe_confirmed) = election.await.unwrap();
     cluster.thaw(1);
+    assert!(
+        probe_confirmed > Duration::from_secs(3),
+        "the frozen leader held no publish: {probe_confirmed:?}"
+    );
     // Held on its first channel, the publish went through 6-7 s after the election (refused
     // after `net_ticktime` + 5 s, then tried on a fresh channel); asked again every second, it
     // goes through within about a second of it.

@@ -728,10 +728,7 @@ async fn cluster_node_faults() {
     // The node the worker given every URL consumes through, as `asked` sees it.
     let listed_pid = listed.child.id();
     let node_of_listed = |asked: usize| {
-        cluster
-            .nodes_with_connection(asked, listed_pid, "wecom-archive worker (consume)")
-            .first()
-            .copied()
+        cluster.node_with_newest_connection(asked, listed_pid, "wecom-archive worker (consume)")
     };
     // A stop or a freeze of the node both workers use would stall the one given one URL for
     // as long as the node is out, whatever it did: first the worker given every URL is moved
@@ -739,10 +736,14 @@ async fn cluster_node_faults() {
     // elsewhere), so that each fault takes out one worker's node.
     let cluster = &cluster;
     let node_of_listed_off_node_0 = |asked: usize| async move {
+        let mut moved = None;
         for _ in 0..20 {
             match node_of_listed(asked) {
-                Some(node) if node != 0 => return node,
-                Some(_) => cluster.close_connections_to(0, listed_pid),
+                Some(node) if node != 0 => return (node, moved),
+                Some(_) => {
+                    moved.get_or_insert_with(now_of_day);
+                    cluster.close_connections_to(0, listed_pid);
+                }
                 None => {}
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -759,7 +760,8 @@ async fn cluster_node_faults() {
         cluster.start_node(1);
         tokio::time::sleep(Duration::from_secs(5)).await;
         // A clean stop of the node the worker given every URL uses.
-        let stopped = node_of_listed_off_node_0(2).await;
+        let (stopped, moved) = node_of_listed_off_node_0(2).await;
+        began.extend(moved.map(|at| ("move-off-node-0", at)));
         let asked = (stopped + 1) % 3;
         began.push(("stop-node", now_of_day()));
         cluster.stop_node(stopped);
@@ -773,7 +775,8 @@ async fn cluster_node_faults() {
         cluster.ctl(2, &["eval", &cut]);
         tokio::time::sleep(Duration::from_secs(15)).await;
         // The node that worker uses now, frozen for 30 s.
-        let frozen = node_of_listed_off_node_0(asked).await;
+        let (frozen, moved) = node_of_listed_off_node_0(asked).await;
+        began.extend(moved.map(|at| ("move-off-node-0", at)));
         let frozen_at = now_of_day();
         began.push(("freeze", frozen_at));
         cluster.freeze(frozen);

@@ -173,22 +173,19 @@ impl Cluster {
         self.ctl(node, &["stop"]);
     }
 
-    /// The nodes (by index) that hold a connection named `name` of process `pid` now, as node
-    /// `asked` sees the cluster.
-    pub fn nodes_with_connection(&self, asked: usize, pid: u32, name: &str) -> Vec<usize> {
-        let mut nodes: Vec<usize> = self
-            .connections_of(asked, pid)
+    /// The node (by index) of the newest connection named `name` of process `pid`, as node
+    /// `asked` sees the cluster (a process leaving a node may keep its old connection there for
+    /// a moment).
+    pub fn node_with_newest_connection(&self, asked: usize, pid: u32, name: &str) -> Option<usize> {
+        self.connections_of(asked, pid)
             .into_iter()
             .filter(|connection| connection.name.contains(name))
-            .filter_map(|connection| {
+            .max_by_key(|connection| connection.connected_at)
+            .and_then(|connection| {
                 self.nodes
                     .iter()
                     .position(|node| node.port == connection.port)
             })
-            .collect();
-        nodes.sort_unstable();
-        nodes.dedup();
-        nodes
     }
 
     /// Closes every connection of process `pid` to node `node`, as an operator may
@@ -207,9 +204,9 @@ impl Cluster {
     }
 
     /// The connections of process `pid`, as node `asked` lists them: the broker's view
-    /// (`peer_port`) matched to the process's own sockets (`ss`).
+    /// (`peer_port`, `port`) matched to the process's own sockets (`ss`: local and peer port).
     fn connections_of(&self, asked: usize, pid: u32) -> Vec<BrokerConnection> {
-        let own_ports = local_ports_of(pid);
+        let own = socket_ports_of(pid);
         let listed = self.ctl(
             asked,
             &[
@@ -217,6 +214,7 @@ impl Cluster {
                 "pid",
                 "peer_port",
                 "port",
+                "connected_at",
                 "client_properties",
                 "--no-table-headers",
             ],
@@ -225,13 +223,20 @@ impl Cluster {
             .lines()
             .filter_map(|line| {
                 let mut fields = line.split_whitespace();
-                let (pid, peer_port, port) = (fields.next()?, fields.next()?, fields.next()?);
-                if !own_ports.contains(&peer_port.parse().ok()?) {
+                let (pid, peer_port, port, connected_at) = (
+                    fields.next()?,
+                    fields.next()?,
+                    fields.next()?,
+                    fields.next()?,
+                );
+                let (peer_port, port) = (peer_port.parse().ok()?, port.parse().ok()?);
+                if !own.contains(&(peer_port, port)) {
                     return None;
                 }
                 Some(BrokerConnection {
                     pid: pid.to_owned(),
-                    port: port.parse().ok()?,
+                    port,
+                    connected_at: connected_at.parse().ok()?,
                     name: line.to_owned(),
                 })
             })
@@ -306,28 +311,27 @@ struct BrokerConnection {
     pid: String,
     /// The node's AMQP port it came in on.
     port: u16,
+    /// When, in milliseconds since the epoch.
+    connected_at: u64,
     /// The whole listed line (its client properties name it).
     name: String,
 }
 
-/// The local ports of the established TCP connections of process `pid`.
-fn local_ports_of(pid: u32) -> Vec<u16> {
+/// (local port, peer port) of each established TCP connection of process `pid`.
+fn socket_ports_of(pid: u32) -> Vec<(u16, u16)> {
     let output = Command::new("ss")
         .args(["-Htnp", "state", "established"])
         .output()
         .expect("ss (iproute2) is installed");
     let owner = format!("pid={pid},");
+    let port = |address: &str| address.rsplit(':').next()?.parse().ok();
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|line| line.contains(&owner))
         // Recv-Q Send-Q Local:Port Peer:Port Process
         .filter_map(|line| {
-            line.split_whitespace()
-                .nth(2)?
-                .rsplit(':')
-                .next()?
-                .parse()
-                .ok()
+            let mut fields = line.split_whitespace().skip(2);
+            Some((port(fields.next()?)?, port(fields.next()?)?))
         })
         .collect()
 }
