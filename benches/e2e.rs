@@ -489,9 +489,10 @@ impl Drop for Scraper {
     }
 }
 
-/// Catch-up: one chat job of `pages` pages of 1,000 messages through a worker keeping
-/// `in_flight` calls out, the emulator's `GetChatData` `latency_ms` away, from the publish to
-/// the last page in the result queue. Printed beside its bound, the longer of the calls
+/// Catch-up: `rounds` chat jobs of `pages` pages of 1,000 messages, one after another through
+/// one worker keeping `in_flight` calls out, the emulator's `GetChatData` `latency_ms` away,
+/// each timed from the publish to its last page in the result queue; the median counts. Each
+/// is printed beside its bound, the longer of the calls
 /// (`pages` x the latency / the calls out) and the RSA (a private-key operation per message at
 /// the rate of `openssl speed` on every core at once, measured just before and just after the
 /// job: this VM's speed moves by a third within minutes). Also the worker's own CPU time per
@@ -506,8 +507,8 @@ async fn catchup(pages: u64, latency_ms: u64, in_flight: usize, cores: usize, ro
     config.corps[0].message_count = pages * 1000 + 1;
     config.corps[0].faults.get_chat_data.latency_ms = latency_ms;
     config.corps[0].sealed_at_load = true;
-    // The emulator hashes each message's media as it serves the message: serving cost that
-    // the real server pays, kept small here because the emulator shares the worker's cores.
+    // The emulator hashes each message's media as it makes the message (here as it loads):
+    // the real server's cost, kept small because the emulator shares the worker's cores.
     config.corps[0].media_sizes.max = 4 << 10;
     let (vhost, emulator) = (Vhost::new(), Emulator::for_children(Some(&config)));
     let in_flight_arg = in_flight.to_string();
