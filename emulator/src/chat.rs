@@ -7,6 +7,8 @@
 //! (sealed by [`crate::rsa_seal`]).
 //! So the same config gives the same body, byte for byte.
 
+use std::borrow::Cow;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand_chacha::ChaCha20Rng;
@@ -22,7 +24,7 @@ use crate::seeding::{self, pick};
 struct Body<'a> {
     errcode: i64,
     errmsg: &'a str,
-    chatdata: Vec<Entry>,
+    chatdata: Vec<Cow<'a, Entry>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -41,7 +43,7 @@ pub(crate) fn chat_body(corp: &Corp, seq: u64, limit: u32) -> (Vec<u8>, u64) {
     let config = &corp.config;
     let first = seq.saturating_add(1);
     let take = answer_size(config, seq, limit);
-    let chatdata: Vec<Entry> = (first..=config.message_count)
+    let chatdata: Vec<Cow<Entry>> = (first..=config.message_count)
         .filter(|&seq| holds_seq(config, seq))
         .take(take)
         .map(|seq| entry(corp, seq))
@@ -106,11 +108,12 @@ pub(crate) fn error_body(errcode: i64) -> Vec<u8> {
     serde_json::to_vec(&body).expect("a body always serialises")
 }
 
-fn entry(corp: &Corp, seq: u64) -> Entry {
-    corp.sealed
-        .as_ref()
-        .and_then(|store| store.get(seq))
-        .unwrap_or_else(|| seal_entry(corp, seq))
+/// The entry of `seq`: stored, if the corp's archive was sealed at load, else sealed now.
+fn entry(corp: &Corp, seq: u64) -> Cow<'_, Entry> {
+    match corp.sealed.as_ref().and_then(|store| store.get(seq)) {
+        Some(stored) => Cow::Borrowed(stored),
+        None => Cow::Owned(seal_entry(corp, seq)),
+    }
 }
 
 /// Every entry of the archive of `corp`, sealed now: what [`crate::sealed_store`] stores.

@@ -27,8 +27,8 @@ impl SealedStore {
     }
 
     /// The stored entry of `seq`, if the archive holds it.
-    pub(crate) fn get(&self, seq: u64) -> Option<Entry> {
-        self.entries.get(&seq).cloned()
+    pub(crate) fn get(&self, seq: u64) -> Option<&Entry> {
+        self.entries.get(&seq)
     }
 
     #[cfg(test)]
