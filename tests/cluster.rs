@@ -169,20 +169,12 @@ async fn a_job_queue_failing_over_does_not_hold_up_the_other_queues_jobs() {
     let deleted = cluster.ctl(0, &["delete_queue", "fetch-chatdata"]);
     assert!(deleted.status.success(), "{deleted:?}");
     apply(1);
-    let leaders = String::from_utf8(
-        cluster
-            .ctl(0, &["list_queues", "name", "leader", "--no-table-headers"])
-            .stdout,
-    )
-    .unwrap();
-    let led_by = |queue: &str, node: usize| {
-        leaders
-            .lines()
-            .any(|l| l.starts_with(&format!("{queue}\t")) && l.contains(&cluster.nodes[node].name))
-    };
-    assert!(
-        led_by("fetch-chatdata", 1) && led_by("fetch-media", 2),
-        "{leaders}"
+    assert_eq!(
+        (
+            cluster.leader_of(0, "fetch-chatdata"),
+            cluster.leader_of(0, "fetch-media")
+        ),
+        (Some(1), Some(2))
     );
 
     let emulator = Emulator::default_corp();
@@ -264,18 +256,7 @@ async fn a_publish_held_by_a_frozen_leader_is_asked_again_on_a_fresh_channel() {
         )
         .await
         .unwrap();
-    let leaders = String::from_utf8(
-        cluster
-            .ctl(0, &["list_queues", "name", "leader", "--no-table-headers"])
-            .stdout,
-    )
-    .unwrap();
-    assert!(
-        leaders
-            .lines()
-            .any(|l| l.starts_with("results\t") && l.contains(&cluster.nodes[1].name)),
-        "{leaders}"
-    );
+    assert_eq!(cluster.leader_of(0, "results"), Some(1));
     let connection = connect(0).await;
     cluster.freeze(1);
     let frozen = Instant::now();

@@ -179,13 +179,28 @@ impl Cluster {
     pub fn node_with_newest_connection(&self, asked: usize, pid: u32, name: &str) -> Option<usize> {
         self.connections_of(asked, pid)
             .into_iter()
-            .filter(|connection| connection.name.contains(name))
+            .filter(|connection| connection.line.contains(name))
             .max_by_key(|connection| connection.connected_at)
             .and_then(|connection| {
                 self.nodes
                     .iter()
                     .position(|node| node.port == connection.port)
             })
+    }
+
+    /// The node (by index) that leads quorum queue `queue`, as node `asked` sees the cluster.
+    pub fn leader_of(&self, asked: usize, queue: &str) -> Option<usize> {
+        let listed = self.ctl(
+            asked,
+            &["list_queues", "name", "leader", "--no-table-headers"],
+        );
+        let leader = String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .find_map(|line| {
+                let (name, leader) = line.split_once('\t')?;
+                (name == queue).then(|| leader.trim().to_owned())
+            })?;
+        self.nodes.iter().position(|node| node.name == leader)
     }
 
     /// Closes every connection of process `pid` to node `node`, as an operator may
@@ -237,7 +252,7 @@ impl Cluster {
                     pid: pid.to_owned(),
                     port,
                     connected_at: connected_at.parse().ok()?,
-                    name: line.to_owned(),
+                    line: line.to_owned(),
                 })
             })
             .collect()
@@ -313,8 +328,8 @@ struct BrokerConnection {
     port: u16,
     /// When, in milliseconds since the epoch.
     connected_at: u64,
-    /// The whole listed line (its client properties name it).
-    name: String,
+    /// The whole listed line (its client properties name the connection).
+    line: String,
 }
 
 /// (local port, peer port) of each established TCP connection of process `pid`.
