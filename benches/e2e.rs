@@ -391,6 +391,15 @@ async fn results_consumer(client: &Client, queue: &str) -> lapin::Consumer {
         .unwrap()
 }
 
+/// The next result from `consumer`, within [`PATIENCE`].
+async fn next_result(consumer: &mut lapin::Consumer) -> lapin::message::Delivery {
+    tokio::time::timeout(PATIENCE, consumer.next())
+        .await
+        .expect("the results arrive in time")
+        .expect("the consumer is open")
+        .unwrap()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -529,17 +538,13 @@ async fn catchup(pages: u64, latency_ms: u64, in_flight: usize, cores: usize, ro
     };
     // Untimed: one-page jobs side by side until the worker has started every SDK host its
     // corp may have ([`SDK_PER_CORP`]), each sealing the archive as it loads.
-    for round in 0..SDK_PER_CORP {
+    for host in 0..SDK_PER_CORP {
         client
-            .submit("fetch-chatdata", &catch_up(&format!("warm-{round}"), 1))
+            .submit("fetch-chatdata", &catch_up(&format!("warm-{host}"), 1))
             .await;
     }
     for _ in 0..SDK_PER_CORP {
-        tokio::time::timeout(PATIENCE, consumer.next())
-            .await
-            .expect("the warm-up pages arrive in time")
-            .expect("the consumer is open")
-            .unwrap();
+        next_result(&mut consumer).await;
     }
     let (mut ratios, mut efficiencies) = (Vec::new(), Vec::new());
     for round in 0..rounds {
@@ -592,11 +597,7 @@ async fn catchup_round(
     client.submit("fetch-chatdata", job).await;
     let mut results = Vec::new();
     while results.len() < pages as usize {
-        let delivery = tokio::time::timeout(PATIENCE, consumer.next())
-            .await
-            .expect("the pages arrive in time")
-            .expect("the consumer is open")
-            .unwrap();
+        let delivery = next_result(consumer).await;
         // Only this job's pages (an earlier job's duplicate result would count for nothing).
         let summary: ResultSummary = serde_json::from_slice(&delivery.data).unwrap();
         if summary.job_id == job["job_id"] {
@@ -681,11 +682,7 @@ async fn chat_pages(pages: u64) {
         let start = Instant::now();
         client.submit("fetch-chatdata", &job).await;
         for _ in 0..max_pages {
-            tokio::time::timeout(PATIENCE, consumer.next())
-                .await
-                .expect("the pages arrive in time")
-                .expect("the consumer is open")
-                .unwrap();
+            next_result(&mut consumer).await;
         }
         let seconds = start.elapsed().as_secs_f64();
         let peak = mib(memory_kib(worker.child.id(), "VmHWM:"));
