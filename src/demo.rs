@@ -20,13 +20,13 @@ use lapin::{BasicProperties, Channel};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::broker::topology::{self, dead_queue, result_queue, JOBS_EXCHANGE};
+use crate::broker::{Broker, Publisher};
 use crate::cli::JsonLines;
-use crate::job::config::{Isolation, RetryArgs};
-use crate::job::{Core, CoreConfig, JobKind};
-use crate::worker::connection::Broker;
-use crate::worker::publisher::Publisher;
-use crate::worker::topology::{self, dead_queue, result_queue, JOBS_EXCHANGE};
-use crate::worker::{self, AmqpArgs, TopologyArgs, WorkerConfig};
+use crate::config::effective::without_password;
+use crate::config::{BrokerConfig, CoreConfig, RetryConfig, SdkLibConfig, WorkerConfig};
+use crate::job::{Core, JobKind};
+use crate::worker;
 
 /// No `Debug`: the broker URL may hold a password.
 #[derive(Args)]
@@ -34,7 +34,7 @@ pub struct DemoArgs {
     /// The broker. The demo declares its topology and reads results there, so give it a vhost
     /// of its own (`scripts/demo` does).
     #[command(flatten)]
-    amqp: AmqpArgs,
+    amqp: BrokerConfig,
     /// The emulator library.
     #[arg(long, default_value = "target/release/libWeWorkFinanceSdk_C.so")]
     lib: PathBuf,
@@ -96,35 +96,21 @@ async fn demo(
     out: &mut JsonLines,
 ) -> anyhow::Result<ExitCode> {
     let core_config = CoreConfig {
-        lib: args.lib.clone(),
+        sdk: SdkLibConfig {
+            lib: args.lib.clone(),
+        },
         media_dir: work.join("media"),
-        corps_file: None,
-        inline_credentials: true,
-        sdk_isolation: Isolation::Process,
         sdk_call_timeout_secs: 60,
-        sdk_host_exe: None,
-        sdk_per_corp: 4,
-        chat_pages_in_flight: 3,
-        sdk_pool_idle_secs: 300,
-        key_cache_sets: 64,
-        inline_max_bytes: 1024 * 1024,
-        retry: RetryArgs {
+        retry: RetryConfig {
             max_attempts: 3,
             retry_delays: vec![1, 2],
         },
+        ..CoreConfig::default()
     };
     let core = Core::build(&core_config)?;
     let config = WorkerConfig {
         amqp: args.amqp.clone(),
-        topology: TopologyArgs { delivery_limit: 5 },
-        prefetch: 8,
-        concurrency: 8,
-        chat_pages_per_delivery: 20,
-        drain_timeout_secs: 50,
-        header_key_file: None,
-        accept_unsigned_headers: false,
-        no_declare: false,
-        metrics_listen: None,
+        ..WorkerConfig::default()
     };
     let broker = Broker::from_args(&args.amqp)?;
     let connection = std::sync::Arc::new(broker.connect("wecom-archive demo").await?);
@@ -137,129 +123,26 @@ async fn demo(
     let publisher = broker.publisher(&connection).await?;
     out.text(&format!(
         "demo: a worker is running against {}",
-        redact_url(&args.amqp.amqp_url)
+        without_password(&args.amqp.amqp_url)
     ))?;
-
-    let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let job = |id: &str, corpid: &str, secret: &str, extra: Value| {
-        let mut body = json!({"job_id": format!("{id}-{run_id}"), "corpid": corpid, "secret": secret, "private_keys": keys});
-        body.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        body
+    let mut samples = Samples {
+        publisher,
+        channel,
+        inbox: Inbox::default(),
+        keys,
+        run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
     };
-    let chat = job(
-        "chat",
-        "ww-emulator",
-        "emulator-secret",
-        json!({"seq": 0, "limit": 100, "max_pages": 2}),
-    );
-    let flaky = job("flaky", "ww-flaky", "flaky-secret", json!({"limit": 20}));
-    let offlist = job(
-        "offlist",
-        "ww-offlist",
-        "offlist-secret",
-        json!({"limit": 20}),
-    );
-    for body in [&chat, &flaky, &offlist] {
-        publish(&publisher, JobKind::FetchChatdata, body).await?;
-    }
-
-    let chat_id = chat["job_id"].as_str().unwrap_or_default().to_owned();
-    let mut inbox = Inbox::default();
-    let pages = inbox
-        .wait_for(
-            &channel,
-            JobKind::FetchChatdata,
-            &[format!("{chat_id}:page-1"), format!("{chat_id}:page-2")],
-        )
-        .await?;
-    let mut media_jobs = Vec::new();
-    for (n, page) in pages.iter().enumerate() {
-        let messages = page["messages"].as_array().cloned().unwrap_or_default();
-        let mut versions: HashMap<u64, usize> = HashMap::new();
-        for m in &messages {
-            *versions
-                .entry(m["publickey_ver"].as_u64().unwrap_or(0))
-                .or_default() += 1;
-        }
-        out.text(&format!(
-            "chat      {chat_id}  page {}: {} messages (publickey_ver 1: {}, 2: {}), {} errors, next_seq {}",
-            n + 1,
-            messages.len(),
-            versions.get(&1).unwrap_or(&0),
-            versions.get(&2).unwrap_or(&0),
-            page["errors"].as_array().map_or(0, Vec::len),
-            page["next_seq"]
-        ))?;
-        media_jobs.extend(messages.iter().filter_map(media_of));
-    }
-    // The largest file (several chunks) and two others.
-    media_jobs.sort_by_key(|(_, _, _, size)| std::cmp::Reverse(*size));
-    media_jobs.truncate(3);
-    if media_jobs.is_empty() {
-        bail!("the chat pages named no media");
-    }
-    let mut media_ids = Vec::new();
-    for (n, (msgtype, sdkfileid, md5sum, _)) in media_jobs.iter().enumerate() {
-        let body = job(
-            &format!("media{}", n + 1),
-            "ww-emulator",
-            "emulator-secret",
-            json!({"sdkfileid": sdkfileid, "md5sum": md5sum, "msgtype": msgtype}),
-        );
-        media_ids.push(body["job_id"].as_str().unwrap_or_default().to_owned());
-        publish(&publisher, JobKind::FetchMedia, &body).await?;
-    }
-    let media = inbox
-        .wait_for(&channel, JobKind::FetchMedia, &media_ids)
-        .await?;
-    for result in &media {
-        out.text(&format!(
-            "media     {}  {} bytes in {} chunk(s), md5 {}, stored at {}",
-            result["job_id"].as_str().unwrap_or("?"),
-            result["size"],
-            result["chunks_fetched"],
-            if result["md5_matched"] == true {
-                "matched"
-            } else {
-                "DID NOT MATCH"
-            },
-            result["location"].as_str().unwrap_or("?"),
-        ))?;
-    }
-
-    let flaky_id = flaky["job_id"].as_str().unwrap_or_default().to_owned();
-    let retried = inbox
-        .wait_for(
-            &channel,
-            JobKind::FetchChatdata,
-            &[format!("{flaky_id}:page-1")],
-        )
-        .await?;
+    let chat_jobs = samples.publish_chat_jobs().await?;
+    let pages = samples.show_pages(&chat_jobs.chat, out).await?;
+    let media = samples.show_media(&pages, out).await?;
+    let retried = samples.show_retried(&chat_jobs.flaky, out).await?;
+    let failed = samples.show_failed(&chat_jobs.offlist, out).await?;
+    let dead = dead_letter_count(&connection, &chat_jobs.offlist).await?;
     out.text(&format!(
-        "retried   {flaky_id}  {} after {} attempts (10001 and 10002 injected, retried with backoff)",
-        retried[0]["status"].as_str().unwrap_or("?"),
-        retried[0]["attempts"]
+        "dead      {dead} dead letter for {} in {} (see: wecom-archive dlq list --kind chatdata)",
+        chat_jobs.offlist,
+        dead_queue(JobKind::FetchChatdata)
     ))?;
-    let offlist_id = offlist["job_id"].as_str().unwrap_or_default().to_owned();
-    let failed = inbox
-        .wait_for(
-            &channel,
-            JobKind::FetchChatdata,
-            &[format!("{offlist_id}:failed")],
-        )
-        .await?;
-    let error = &failed[0]["error"];
-    out.text(&format!(
-        "failed    {offlist_id}  {} {} after {} attempt: {}",
-        error["code"],
-        error["name"].as_str().unwrap_or("?"),
-        failed[0]["attempts"],
-        error["message"].as_str().unwrap_or("?")
-    ))?;
-    let dead = dead_letter_count(&connection, &offlist_id).await?;
-    out.text(&format!("dead      {dead} dead letter for {offlist_id} in {} (see: wecom-archive dlq list --kind chatdata)", dead_queue(JobKind::FetchChatdata)))?;
 
     shutdown.cancel();
     worker.await??;
@@ -269,9 +152,9 @@ async fn demo(
             .iter()
             .all(|m| m["status"] == "ok" && m["md5_matched"] == true)
         && media.iter().any(|m| m["chunks_fetched"].as_u64() > Some(1))
-        && retried[0]["status"] == "ok"
-        && retried[0]["attempts"] == 3
-        && error["code"] == 301042
+        && retried["status"] == "ok"
+        && retried["attempts"] == 3
+        && failed["error"]["code"] == 301042
         && dead == 1;
     out.text(if ok {
         "demo OK"
@@ -285,15 +168,181 @@ async fn demo(
     })
 }
 
-/// The broker URLs without their credentials.
-fn redact_url(urls: &str) -> String {
-    let redact = |url: &str| match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
+/// The sample jobs' publisher, and their results read back.
+struct Samples {
+    publisher: Publisher,
+    channel: Channel,
+    inbox: Inbox,
+    /// The test-only private keys every sample job carries inline.
+    keys: Value,
+    /// Makes this run's job ids its own in a shared vhost.
+    run_id: String,
+}
+
+/// The job ids of the three chat jobs.
+struct ChatJobs {
+    chat: String,
+    flaky: String,
+    offlist: String,
+}
+
+impl Samples {
+    /// A job body for `corpid`, with inline credentials and `extra` fields.
+    fn job(&self, id: &str, corpid: &str, secret: &str, extra: Value) -> Value {
+        let mut body = json!({"job_id": format!("{id}-{}", self.run_id), "corpid": corpid,
+                              "secret": secret, "private_keys": self.keys});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
         }
-        _ => url.to_owned(),
-    };
-    urls.split(',').map(redact).collect::<Vec<_>>().join(",")
+        body
+    }
+
+    /// Publishes a healthy two-page job, a flaky one and one off the whitelist, at once.
+    async fn publish_chat_jobs(&self) -> anyhow::Result<ChatJobs> {
+        let chat = self.job(
+            "chat",
+            "ww-emulator",
+            "emulator-secret",
+            json!({"seq": 0, "limit": 100, "max_pages": 2}),
+        );
+        let flaky = self.job("flaky", "ww-flaky", "flaky-secret", json!({"limit": 20}));
+        let offlist = self.job(
+            "offlist",
+            "ww-offlist",
+            "offlist-secret",
+            json!({"limit": 20}),
+        );
+        for body in [&chat, &flaky, &offlist] {
+            publish(&self.publisher, JobKind::FetchChatdata, body).await?;
+        }
+        let id = |body: &Value| body["job_id"].as_str().unwrap_or_default().to_owned();
+        Ok(ChatJobs {
+            chat: id(&chat),
+            flaky: id(&flaky),
+            offlist: id(&offlist),
+        })
+    }
+
+    /// The healthy chat job's two pages, a line each.
+    async fn show_pages(
+        &mut self,
+        chat_id: &str,
+        out: &mut JsonLines,
+    ) -> anyhow::Result<Vec<Value>> {
+        let ids = [format!("{chat_id}:page-1"), format!("{chat_id}:page-2")];
+        let pages = self.results(JobKind::FetchChatdata, &ids).await?;
+        for (n, page) in pages.iter().enumerate() {
+            let messages = page["messages"].as_array().map_or(&[][..], Vec::as_slice);
+            let mut versions: HashMap<u64, usize> = HashMap::new();
+            for m in messages {
+                *versions
+                    .entry(m["publickey_ver"].as_u64().unwrap_or(0))
+                    .or_default() += 1;
+            }
+            out.text(&format!(
+                "chat      {chat_id}  page {}: {} messages (publickey_ver 1: {}, 2: {}), {} errors, next_seq {}",
+                n + 1,
+                messages.len(),
+                versions.get(&1).unwrap_or(&0),
+                versions.get(&2).unwrap_or(&0),
+                page["errors"].as_array().map_or(0, Vec::len),
+                page["next_seq"]
+            ))?;
+        }
+        Ok(pages.into())
+    }
+
+    /// Media jobs for the largest file the pages name (several chunks) and two others, and
+    /// their results, a line each.
+    async fn show_media(
+        &mut self,
+        pages: &[Value],
+        out: &mut JsonLines,
+    ) -> anyhow::Result<Vec<Value>> {
+        let mut media_jobs: Vec<_> = pages
+            .iter()
+            .flat_map(|page| page["messages"].as_array().map_or(&[][..], Vec::as_slice))
+            .filter_map(media_of)
+            .collect();
+        media_jobs.sort_by_key(|(_, _, _, size)| std::cmp::Reverse(*size));
+        media_jobs.truncate(3);
+        if media_jobs.is_empty() {
+            bail!("the chat pages named no media");
+        }
+        let mut media_ids = Vec::new();
+        for (n, (msgtype, sdkfileid, md5sum, _)) in media_jobs.iter().enumerate() {
+            let body = self.job(
+                &format!("media{}", n + 1),
+                "ww-emulator",
+                "emulator-secret",
+                json!({"sdkfileid": sdkfileid, "md5sum": md5sum, "msgtype": msgtype}),
+            );
+            media_ids.push(body["job_id"].as_str().unwrap_or_default().to_owned());
+            publish(&self.publisher, JobKind::FetchMedia, &body).await?;
+        }
+        let media = self
+            .inbox
+            .wait_for(&self.channel, JobKind::FetchMedia, &media_ids)
+            .await?;
+        for result in &media {
+            out.text(&format!(
+                "media     {}  {} bytes in {} chunk(s), md5 {}, stored at {}",
+                result["job_id"].as_str().unwrap_or("?"),
+                result["size"],
+                result["chunks_fetched"],
+                if result["md5_matched"] == true {
+                    "matched"
+                } else {
+                    "DID NOT MATCH"
+                },
+                result["location"].as_str().unwrap_or("?"),
+            ))?;
+        }
+        Ok(media)
+    }
+
+    /// The flaky job's page, retried through its injected transient errors.
+    async fn show_retried(&mut self, flaky_id: &str, out: &mut JsonLines) -> anyhow::Result<Value> {
+        let [retried] = self
+            .results(JobKind::FetchChatdata, &[format!("{flaky_id}:page-1")])
+            .await?;
+        out.text(&format!(
+            "retried   {flaky_id}  {} after {} attempts (10001 and 10002 injected, retried with backoff)",
+            retried["status"].as_str().unwrap_or("?"),
+            retried["attempts"]
+        ))?;
+        Ok(retried)
+    }
+
+    /// The failure of the job off the whitelist.
+    async fn show_failed(
+        &mut self,
+        offlist_id: &str,
+        out: &mut JsonLines,
+    ) -> anyhow::Result<Value> {
+        let [failed] = self
+            .results(JobKind::FetchChatdata, &[format!("{offlist_id}:failed")])
+            .await?;
+        let error = &failed["error"];
+        out.text(&format!(
+            "failed    {offlist_id}  {} {} after {} attempt: {}",
+            error["code"],
+            error["name"].as_str().unwrap_or("?"),
+            failed["attempts"],
+            error["message"].as_str().unwrap_or("?")
+        ))?;
+        Ok(failed)
+    }
+
+    /// The results of `ids`, in their order.
+    async fn results<const N: usize>(
+        &mut self,
+        kind: JobKind,
+        ids: &[String; N],
+    ) -> anyhow::Result<[Value; N]> {
+        let results = self.inbox.wait_for(&self.channel, kind, ids).await?;
+        Ok(results.try_into().expect("one result per id"))
+    }
 }
 
 /// (msgtype, sdkfileid, md5sum, size) of a decrypted message that names a media file.

@@ -1,7 +1,7 @@
 //! Dead letters, for operators: list them, show one, replay them as new jobs, or purge them.
 //!
 //! A dead letter is the job as it was published, with headers saying why it died
-//! ([`crate::worker::headers`]). Dead letters are read with `basic.get` and held unacked while
+//! ([`crate::broker::headers`]). Dead letters are read with `basic.get` and held unacked while
 //! the command runs; what a command does not consume it gives back, in order, and waits until
 //! the queue counts them again, so a `list` followed at once by a `replay` sees them all. Replay republishes to the jobs exchange with the attempts reset, waits for the
 //! broker's confirm, and only then acks the dead copy: a replay never loses a job.
@@ -14,11 +14,11 @@ use lapin::{BasicProperties, Channel};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::broker::headers;
+use crate::broker::properties::job_properties;
+use crate::broker::topology::{dead_queue, JOBS_EXCHANGE};
+use crate::broker::{PublishError, Publisher};
 use crate::job::JobKind;
-use crate::worker::amqp_job::job_properties;
-use crate::worker::headers;
-use crate::worker::publisher::{PublishError, Publisher};
-use crate::worker::topology::{dead_queue, JOBS_EXCHANGE};
 
 /// Which dead letters a command acts on.
 #[derive(Debug, Clone, Default)]

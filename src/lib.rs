@@ -9,7 +9,10 @@
 //! - [`cli`]: the command line (`wecom-archive sdk check`, `fetch chatdata`, `fetch media`).
 #![deny(unsafe_code)]
 
+pub mod backoff;
+pub mod broker;
 pub mod cli;
+pub mod config;
 pub mod decrypt;
 pub mod demo;
 pub mod dlq;

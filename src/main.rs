@@ -10,10 +10,11 @@ use tracing::{Level, Metadata};
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{fmt, EnvFilter};
+use wecom_archive::config::LogFormat;
 
 fn main() -> ExitCode {
     let cli = wecom_archive::cli::Cli::parse();
-    init_logging(cli.default_log_filter());
+    init_logging(cli.log_format(), cli.default_log_filter());
     match wecom_archive::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -29,7 +30,7 @@ fn main() -> ExitCode {
 /// Whatever it says, the AMQP client's lines that hold message bodies (job bodies, credentials
 /// included) are never written: its trace lines (whole frames) and its warning about a returned
 /// message (the publisher reports returns itself).
-fn init_logging(default_filter: &str) {
+fn init_logging(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let no_frames = filter_fn(|meta| !holds_message_bodies(meta));
@@ -37,7 +38,7 @@ fn init_logging(default_filter: &str) {
     let layer = fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    if std::env::var("WECOM_LOG_FORMAT").is_ok_and(|f| f == "json") {
+    if format == LogFormat::Json {
         let layer = layer.json().with_current_span(true);
         tracing_subscriber::registry()
             .with(layer.with_filter(filter).with_filter(no_frames))

@@ -16,10 +16,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
-use wecom_archive::job::config::{Isolation, RetryArgs};
+use wecom_archive::config::{CoreConfig, Isolation, RetryConfig, SdkLibConfig};
 use wecom_archive::job::fate::Stop;
 use wecom_archive::job::sink::MemorySink;
-use wecom_archive::job::{parse, Core, CoreConfig, JobKind, JobMeta};
+use wecom_archive::job::{parse, Core, JobKind, JobMeta};
 
 use common::{default_config, inline_job, Emulator};
 
@@ -48,23 +48,20 @@ fn draw_corp(rng: &mut StdRng, index: usize) -> emulator::CorpConfig {
 fn core(in_flight: usize) -> Arc<Core> {
     let media = tempfile::tempdir().unwrap();
     Core::build(&CoreConfig {
-        lib: common::emulator_lib(),
+        sdk: SdkLibConfig {
+            lib: common::emulator_lib(),
+        },
         media_dir: media.keep(),
-        corps_file: None,
-        inline_credentials: true,
         // The plan is the same wherever the library runs; in process keeps the draw quick.
         sdk_isolation: Isolation::InProcess,
         sdk_call_timeout_secs: 60,
-        sdk_host_exe: None,
-        sdk_per_corp: 4,
         chat_pages_in_flight: in_flight,
-        sdk_pool_idle_secs: 300,
         key_cache_sets: 8,
-        inline_max_bytes: 1 << 20,
-        retry: RetryArgs {
+        retry: RetryConfig {
             max_attempts: ATTEMPTS,
             retry_delays: vec![0],
         },
+        ..CoreConfig::default()
     })
     .unwrap()
 }

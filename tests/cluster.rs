@@ -95,7 +95,7 @@ async fn a_refused_publish_is_tried_again_on_a_fresh_channel() {
     use lapin::options::{BasicGetOptions, QueueDeclareOptions};
     use lapin::types::{AMQPValue, FieldTable};
     use tokio_util::sync::CancellationToken;
-    use wecom_archive::worker::publisher::Publisher;
+    use wecom_archive::broker::Publisher;
 
     let vhost = Vhost::new();
     let connection = std::sync::Arc::new(
@@ -223,7 +223,7 @@ async fn a_publish_held_by_a_frozen_leader_is_asked_again_on_a_fresh_channel() {
     use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
     use lapin::types::{AMQPValue, FieldTable};
     use tokio_util::sync::CancellationToken;
-    use wecom_archive::worker::publisher::Publisher;
+    use wecom_archive::broker::Publisher;
 
     let cluster = Cluster::start(3);
     let connect = |node: usize| {

@@ -13,16 +13,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+use wecom_archive::broker::PublishError;
+use wecom_archive::config::{CoreConfig, RetryConfig, SdkLibConfig};
 use wecom_archive::error_code::ErrorInfo;
-use wecom_archive::job::config::{Isolation, RetryArgs};
 use wecom_archive::job::contract::ChatProgress;
 use wecom_archive::job::sink::Output;
-use wecom_archive::job::{Core, CoreConfig, JobKind};
+use wecom_archive::job::{Core, JobKind};
 use wecom_archive::media::MediaKey;
 use wecom_archive::telemetry::TraceContext;
 use wecom_archive::worker::delivered::Delivered;
 use wecom_archive::worker::handle::{handle, DeliveryRules};
-use wecom_archive::worker::publisher::PublishError;
 use wecom_archive::worker::transport::JobTransport;
 
 use common::{default_config, inline_job, Emulator};
@@ -136,22 +136,19 @@ fn core(emulator: &Emulator) -> Arc<Core> {
 
 fn core_with_call_timeout(emulator: &Emulator, call_timeout_secs: u64) -> Arc<Core> {
     Core::build(&CoreConfig {
-        lib: common::emulator_lib(),
+        sdk: SdkLibConfig {
+            lib: common::emulator_lib(),
+        },
         media_dir: media_dir(emulator),
-        corps_file: None,
-        inline_credentials: true,
-        sdk_isolation: Isolation::Process,
         sdk_call_timeout_secs: call_timeout_secs,
         sdk_host_exe: Some(common::cli()),
         sdk_per_corp: 2,
-        chat_pages_in_flight: 3,
-        sdk_pool_idle_secs: 300,
         key_cache_sets: 8,
-        inline_max_bytes: 1 << 20,
-        retry: RetryArgs {
+        retry: RetryConfig {
             max_attempts: MAX_ATTEMPTS,
             retry_delays: vec![1, 2],
         },
+        ..CoreConfig::default()
     })
     .unwrap()
 }

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use wecom_archive::job::config::{Isolation, RetryArgs};
+use wecom_archive::config::{CoreConfig, RetryConfig, SdkLibConfig};
 use wecom_archive::job::sink::MemorySink;
-use wecom_archive::job::{parse, Core, CoreConfig, JobKind, JobMeta};
+use wecom_archive::job::{parse, Core, JobKind, JobMeta};
 
 use common::{default_config, fixture, Emulator};
 
@@ -50,22 +50,20 @@ async fn many_inline_corps_leave_at_most_the_configured_key_sets_and_no_idle_poo
     }
     let emulator = Emulator::with_config(&config);
     let core = Core::build(&CoreConfig {
-        lib: common::emulator_lib(),
+        sdk: SdkLibConfig {
+            lib: common::emulator_lib(),
+        },
         media_dir: emulator.dir.path().join("media"),
-        corps_file: None,
-        inline_credentials: true,
-        sdk_isolation: Isolation::Process,
         sdk_call_timeout_secs: 60,
         sdk_host_exe: Some(common::cli()),
         sdk_per_corp: 2,
-        chat_pages_in_flight: 3,
         sdk_pool_idle_secs: POOL_IDLE.as_secs(),
         key_cache_sets: KEY_SETS,
-        inline_max_bytes: 1 << 20,
-        retry: RetryArgs {
+        retry: RetryConfig {
             max_attempts: 1,
             retry_delays: vec![1],
         },
+        ..CoreConfig::default()
     })
     .unwrap();
     let shutdown = CancellationToken::new();

@@ -273,7 +273,7 @@ async fn a_traceparent_reaches_results_dead_letters_and_log_lines() {
     let results = client.take("chatdata-results", 6, WAIT).await;
     let dead = client.take("fetch-chatdata.dead", 1, WAIT).await;
     let trace_of = |properties: &BasicProperties| {
-        let header = wecom_archive::worker::headers::error_text(
+        let header = wecom_archive::broker::headers::error_text(
             properties.headers().as_ref(),
             "traceparent",
         )

@@ -22,7 +22,7 @@ fn bytes(job: &Value) -> Vec<u8> {
 }
 
 fn dead_letter_code(props: &BasicProperties) -> Option<i64> {
-    wecom_archive::worker::headers::error_code(props.headers().as_ref())
+    wecom_archive::broker::headers::error_code(props.headers().as_ref())
 }
 
 #[tokio::test(flavor = "multi_thread")]

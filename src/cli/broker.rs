@@ -10,13 +10,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::credentials::{read_secret_file, KeyArg};
 use super::output::JsonLines;
+use crate::broker::topology::{self, JOBS_EXCHANGE};
+use crate::broker::Broker;
+use crate::config::RetryConfig;
+use crate::config::{BrokerConfig, CoreConfig, TopologyConfig, WorkerConfig};
 use crate::dlq::{self, Filter};
-use crate::job::config::RetryArgs;
+use crate::job::Core;
 use crate::job::JobKind;
-use crate::job::{Core, CoreConfig};
-use crate::worker::connection::Broker;
-use crate::worker::topology::{self, JOBS_EXCHANGE};
-use crate::worker::{self, AmqpArgs, TopologyArgs, WorkerConfig};
+use crate::worker;
 
 /// `wecom-archive worker`: the job core's settings and the worker's.
 #[derive(Args)]
@@ -32,11 +33,11 @@ pub enum TopologyCommand {
     /// Declare exchanges and queues (idempotent).
     Apply {
         #[command(flatten)]
-        amqp: AmqpArgs,
+        amqp: BrokerConfig,
         #[command(flatten)]
-        retry: RetryArgs,
+        retry: RetryConfig,
         #[command(flatten)]
-        topology: TopologyArgs,
+        topology: TopologyConfig,
     },
 }
 
@@ -67,7 +68,7 @@ pub enum PublishCommand {
     /// Enqueue a fetch-chatdata job.
     Chatdata {
         #[command(flatten)]
-        amqp: AmqpArgs,
+        amqp: BrokerConfig,
         #[command(flatten)]
         corp: JobCorpArgs,
         #[arg(long, default_value_t = 0)]
@@ -80,7 +81,7 @@ pub enum PublishCommand {
     /// Enqueue a fetch-media job.
     Media {
         #[command(flatten)]
-        amqp: AmqpArgs,
+        amqp: BrokerConfig,
         #[command(flatten)]
         corp: JobCorpArgs,
         #[arg(long)]
@@ -95,7 +96,7 @@ pub enum PublishCommand {
 #[derive(Args)]
 pub struct DlqArgs {
     #[command(flatten)]
-    amqp: AmqpArgs,
+    amqp: BrokerConfig,
     /// Which dead-letter queue.
     #[arg(long, value_enum)]
     kind: JobKind,

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::credentials::{load_keys, read_secret_file};
 use super::output::JsonLines;
-use super::{CorpArgs, KeyArgs};
+use super::{net_options, CorpArgs, KeyArgs};
 use crate::decrypt::{decrypt_page, DecryptedMessage, MessageError};
 use crate::error_code::ErrorInfo;
 use crate::job::error::JobError;
@@ -60,15 +60,18 @@ struct FailureLine {
 }
 
 fn open(corp: &CorpArgs) -> anyhow::Result<(std::sync::Arc<FinanceSdk>, SdkHandle)> {
-    let sdk = FinanceSdk::load(&corp.lib)?;
-    let secret = read_secret_file(&corp.secret_file)?;
-    let handle = sdk.open_handle(&corp.corpid, &secret)?;
+    let (Some(corpid), Some(secret_file)) = (&corp.corp.corpid, &corp.corp.secret_file) else {
+        anyhow::bail!("--corpid and --secret-file (WECOM_CORPID, WECOM_SECRET_FILE) are needed");
+    };
+    let sdk = FinanceSdk::load(&corp.sdk.lib)?;
+    let secret = read_secret_file(secret_file)?;
+    let handle = sdk.open_handle(corpid, &secret)?;
     Ok((sdk, handle))
 }
 
 pub fn chatdata(args: &ChatdataArgs, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
     let keys = load_keys(&args.keys.keys)?;
-    let net = args.corp.net.options()?;
+    let net = net_options(&args.corp.net)?;
     let (sdk, mut handle) = open(&args.corp)?;
     let page = match handle.get_chat_data(args.seq, args.limit, &net) {
         Ok(page) => page,
@@ -112,7 +115,7 @@ pub fn chatdata(args: &ChatdataArgs, out: &mut JsonLines) -> anyhow::Result<Exit
 }
 
 pub fn media(args: &MediaArgs, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
-    let net = args.corp.net.options()?;
+    let net = net_options(&args.corp.net)?;
     let (_sdk, mut handle) = open(&args.corp)?;
     let key = MediaKey::new(&args.sdkfileid, None);
     let uncancelled = CancellationToken::new();

@@ -8,6 +8,7 @@
 //! Output goes to stdout ([`output`]), logs to stderr.
 
 mod broker;
+mod config;
 mod credentials;
 mod fetch;
 mod output;
@@ -21,6 +22,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::{CorpConfig, LogFormat, NetConfig, SdkLibConfig};
 use crate::sdk::NetOptions;
 use credentials::KeyArg;
 
@@ -31,6 +33,15 @@ use credentials::KeyArg;
     about = "WeCom chat-archive Finance SDK worker and tools"
 )]
 pub struct Cli {
+    /// How log lines are written on stderr: `text`, or `json` (one object per line).
+    #[arg(
+        long,
+        global = true,
+        env = "WECOM_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +68,8 @@ enum Command {
     /// Answer HTTP requests as the seed service (FastAPI) did, plus a versioned API, until
     /// SIGTERM.
     Serve(serve::ServeCommand),
+    /// Print the settings a command would run with (flags, `WECOM_*` variables, defaults).
+    Config(config::ConfigArgs),
     /// Run the service end to end against a local broker and the SDK emulator.
     Demo(crate::demo::DemoArgs),
     /// Serve a worker's SDK calls on standard input (started by the worker, not by people).
@@ -83,54 +96,43 @@ enum SdkCommand {
 #[derive(Subcommand)]
 enum FetchCommand {
     /// Fetch and decrypt one page of chat messages; one JSON line per message or failure.
+    #[command(mut_arg("corpid", |arg| arg.required(true)))]
     Chatdata(fetch::ChatdataArgs),
     /// Download one media file to a path; prints its size, md5 and sha256 as JSON.
+    #[command(mut_arg("corpid", |arg| arg.required(true)))]
     Media(fetch::MediaArgs),
 }
 
-/// The library and the corp, shared by the commands that call the SDK.
+/// The library, the corp and the network, for the commands that call the SDK directly.
 #[derive(Debug, Args)]
 struct CorpArgs {
-    /// Path of libWeWorkFinanceSdk_C.so.
-    #[arg(long, env = "WECOM_SDK_LIB")]
-    lib: PathBuf,
-    #[arg(long, env = "WECOM_CORPID")]
-    corpid: String,
-    /// File holding the chat-archive secret (or set WECOM_SECRET_FILE).
-    #[arg(long, env = "WECOM_SECRET_FILE")]
-    secret_file: PathBuf,
     #[command(flatten)]
-    net: NetArgs,
+    sdk: SdkLibConfig,
+    #[command(flatten)]
+    corp: CorpConfig,
+    #[command(flatten)]
+    net: NetConfig,
 }
 
-#[derive(Debug, Args)]
-struct NetArgs {
-    /// Proxy, http://host:port or socks5://host:port.
-    #[arg(long, env = "WECOM_PROXY")]
-    proxy: Option<String>,
-    /// File holding the proxy's user:password.
-    #[arg(long, env = "WECOM_PROXY_PASSWORD_FILE")]
-    proxy_password_file: Option<PathBuf>,
-    /// Seconds per SDK call.
-    #[arg(long, default_value_t = 5)]
-    timeout: i32,
-}
-
-impl NetArgs {
-    fn options(&self) -> anyhow::Result<NetOptions> {
-        Ok(NetOptions {
-            proxy: self.proxy.clone(),
-            proxy_password: self
-                .proxy_password_file
-                .as_deref()
-                .map(credentials::read_secret_file)
-                .transpose()?,
-            timeout_secs: self.timeout,
-        })
-    }
+/// The SDK's network options: the proxy, its password read from its file, the call timeout.
+fn net_options(net: &NetConfig) -> anyhow::Result<NetOptions> {
+    Ok(NetOptions {
+        proxy: net.proxy.clone(),
+        proxy_password: net
+            .proxy_password_file
+            .as_deref()
+            .map(credentials::read_secret_file)
+            .transpose()?,
+        timeout_secs: net.timeout,
+    })
 }
 
 impl Cli {
+    /// How the command's log lines are written.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
     /// The log filter when `RUST_LOG` sets none: the service's own lines at info and the
     /// libraries' at warn; for the demo, warnings only, so that its summary on stdout is not
     /// interleaved with the worker's lines.
@@ -154,6 +156,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Publish(command) => broker::publish(command, &mut out)?,
         Command::Dlq(command) => broker::dlq(command, &mut out)?,
         Command::Serve(command) => serve::run(command)?,
+        Command::Config(args) => config::run(&args, &mut out)?,
         Command::Demo(args) => crate::demo::run(args, &mut out)?,
         Command::SdkHost(args) if args.probe => {
             crate::sdk::FinanceSdk::load(&args.lib)?;

@@ -4,48 +4,41 @@
 //! it pulls one message and says in words what the outcome means, since the raw codes
 //! (10001, 301042, ...) tell an operator little.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
 use super::credentials::{load_keys, read_secret_file};
 use super::output::JsonLines;
-use super::{KeyArgs, NetArgs};
+use super::{net_options, CorpArgs, KeyArgs};
 use crate::decrypt::decrypt_message;
 use crate::sdk::{ErrorClass, FinanceSdk, SdkError, SYMBOL_NAMES};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Path of libWeWorkFinanceSdk_C.so.
-    #[arg(long, env = "WECOM_SDK_LIB")]
-    lib: PathBuf,
-    /// With --secret-file: also pull one message for this corp.
-    #[arg(long, env = "WECOM_CORPID", requires = "secret_file")]
-    corpid: Option<String>,
-    #[arg(long, env = "WECOM_SECRET_FILE", requires = "corpid")]
-    secret_file: Option<PathBuf>,
+    /// The library; with the corp, one message is pulled too.
+    #[command(flatten)]
+    corp: CorpArgs,
     #[command(flatten)]
     keys: KeyArgs,
-    #[command(flatten)]
-    net: NetArgs,
 }
 
 pub fn run(args: &CheckArgs, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
-    let sdk = FinanceSdk::load(&args.lib)?;
+    let sdk = FinanceSdk::load(&args.corp.sdk.lib)?;
     out.text(&format!("library: {}", sdk.path().display()))?;
     out.text(&format!(
         "symbols: all {} resolved: {}",
         SYMBOL_NAMES.len(),
         SYMBOL_NAMES.join(" ")
     ))?;
-    let (Some(corpid), Some(secret_file)) = (&args.corpid, &args.secret_file) else {
+    let (Some(corpid), Some(secret_file)) = (&args.corp.corp.corpid, &args.corp.corp.secret_file)
+    else {
         out.text("corp: not checked (pass --corpid and --secret-file to pull one message)")?;
         return Ok(ExitCode::SUCCESS);
     };
     let secret = read_secret_file(secret_file)?;
     let keys = load_keys(&args.keys.keys)?;
-    let net = args.net.options()?;
+    let net = net_options(&args.corp.net)?;
 
     let mut handle = match sdk.open_handle(corpid, &secret) {
         Ok(handle) => handle,

@@ -9,14 +9,14 @@ use clap::Args;
 
 use super::broker::{cancelled_on_signal, runtime, ABANDON_SDK_CALLS};
 use super::credentials::read_secret_file;
+use crate::broker::Broker;
+use crate::config::{BrokerConfig, CoreConfig, GatewayConfig};
 use crate::gateway::in_process::InProcess;
 use crate::gateway::runner::Runner;
 use crate::gateway::via_broker::ViaBroker;
-use crate::gateway::{self, Gateway, GatewayConfig};
-use crate::job::{Core, CoreConfig};
+use crate::gateway::{self, Gateway};
+use crate::job::Core;
 use crate::telemetry::{Metrics, Readiness, Telemetry};
-use crate::worker::connection::Broker;
-use crate::worker::AmqpArgs;
 
 #[derive(Args)]
 pub struct ServeCommand {
@@ -28,7 +28,7 @@ pub struct ServeCommand {
     core: CoreConfig,
     /// The broker, for `--via-broker`.
     #[command(flatten)]
-    amqp: AmqpArgs,
+    amqp: BrokerConfig,
 }
 
 /// Where the gateway's jobs run, built before the runtime starts.

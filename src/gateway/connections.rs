@@ -1,6 +1,6 @@
 //! The gateway's accept loop: a permit before each connection, HTTP/1.1 served by hyper with a
 //! read timeout on every request's head and body, and a graceful stop. Used by [`super::run`];
-//! the limits are settings ([`super::GatewayConfig`]).
+//! the limits are settings ([`crate::config::GatewayConfig`]).
 //!
 //! Why not `axum::serve`: it sets no timer and no limit. A client that opens connections and
 //! sends nothing, or trickles a request's head or body, would hold a task and a file descriptor

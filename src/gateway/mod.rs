@@ -13,7 +13,6 @@
 
 pub mod auth;
 pub mod compat;
-pub mod config;
 pub mod connections;
 pub mod in_process;
 pub mod media_body;
@@ -32,7 +31,6 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::GatewayConfig;
 pub use connections::ConnectionLimits;
 pub use routes::Gateway;
 

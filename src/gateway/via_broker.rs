@@ -6,8 +6,8 @@
 //! The reply queue is exclusive to the gateway's connection. A session ends when its connection
 //! or either channel fails (a publish to a missing exchange closes the publishing channel):
 //! the requests waiting on it are answered 503 (their jobs may still run; their results then go
-//! to the result queues, the reply queue being gone) and the gateway connects again with
-//! backoff. A session starts only once
+//! to the result queues, the reply queue being gone) and the gateway connects again
+//! ([`crate::broker::reconnect`]). A session starts only once
 //! the jobs exchange exists (the workers declare it), and it is ready (`/readyz`) while it lasts.
 
 use std::collections::HashMap;
@@ -24,14 +24,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::problem::Problem;
 use super::runner::HttpJob;
+use crate::broker::headers::REPLY_TO_ONLY;
+use crate::broker::reconnect::{Reconnect, SessionUp};
+use crate::broker::topology::JOBS_EXCHANGE;
+use crate::broker::{Broker, Publisher};
 use crate::telemetry::{Metrics, Readiness};
-use crate::worker::connection::Broker;
-use crate::worker::headers::REPLY_TO_ONLY;
-use crate::worker::publisher::Publisher;
-use crate::worker::topology::JOBS_EXCHANGE;
-
-const FIRST_PAUSE: Duration = Duration::from_millis(500);
-const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 
 pub struct ViaBroker {
     shared: Arc<Shared>,
@@ -155,45 +152,31 @@ impl Drop for Waiting<'_> {
 }
 
 async fn stay_connected(broker: Broker, shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut pause = FIRST_PAUSE;
+    let mut reconnect = Reconnect::new("gateway");
     loop {
-        let mut connected = false;
-        let ended = serve_session(&broker, &shared, &shutdown, &mut connected).await;
+        let mut up = SessionUp::default();
+        let ended = serve_session(&broker, &shared, &shutdown, &mut up).await;
         shared.readiness.set(false);
-        shared.metrics.set_broker_connected(false);
         // Requests waiting on the lost reply queue are answered now, not at their timeout.
         *shared.session.lock().expect("not poisoned") = None;
         shared.waiting.lock().expect("not poisoned").clear();
-        match ended {
-            Ok(()) => return,
-            Err(err) => {
-                tracing::warn!(error = %format!("{err:#}"), "broker session lost; connecting again in {pause:?}")
-            }
+        if !reconnect
+            .again(ended, &up, &shared.metrics, &shutdown)
+            .await
+        {
+            return;
         }
-        if connected {
-            shared.metrics.broker_reconnecting();
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        // Backoff grows while connecting fails, and starts over after a session that worked.
-        pause = if connected {
-            FIRST_PAUSE
-        } else {
-            (pause * 2).min(LONGEST_PAUSE)
-        };
     }
 }
 
 /// One broker session: a reply queue and its consumer, and a publisher; hands results to the
 /// requests waiting for them until the session fails (`Err`) or `shutdown` fires (`Ok`).
-/// `connected` says whether it got as far as serving.
+/// `up` learns when it gets as far as serving.
 async fn serve_session(
     broker: &Broker,
     shared: &Shared,
     shutdown: &CancellationToken,
-    connected: &mut bool,
+    up: &mut SessionUp,
 ) -> anyhow::Result<()> {
     let connection = std::sync::Arc::new(broker.connect("wecom-archive gateway").await?);
     let publisher = broker.publisher(&connection).await?;
@@ -243,7 +226,7 @@ async fn serve_session(
         reply_queue,
         lost: lost.clone(),
     });
-    *connected = true;
+    up.serving();
     shared.readiness.set(true);
     shared.metrics.set_broker_connected(true);
     tracing::info!("gateway connected to the broker");

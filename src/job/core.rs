@@ -15,7 +15,6 @@ use anyhow::Context;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{CoreConfig, Isolation};
 use super::contract::ChatProgress;
 use super::corps::CorpDirectory;
 use super::fate::Stop;
@@ -25,6 +24,7 @@ use super::sdk_pool::SdkPools;
 use super::sdk_session::Backend;
 use super::sink::OutputSink;
 use super::{fetch_chatdata, fetch_media};
+use crate::config::{CoreConfig, Isolation};
 use crate::media::{ChunkRetry, FsStore, MediaStore};
 use crate::sdk::FinanceSdk;
 use crate::sdk_host::client::HostSpawner;
@@ -72,7 +72,7 @@ impl Core<FsStore> {
     /// can be wrong with the configuration fails here, before a door opens.
     pub fn build(config: &CoreConfig) -> anyhow::Result<Arc<Self>> {
         let backend = match config.sdk_isolation {
-            Isolation::InProcess => Backend::InProcess(FinanceSdk::load(&config.lib)?),
+            Isolation::InProcess => Backend::InProcess(FinanceSdk::load(&config.sdk.lib)?),
             Isolation::Process => {
                 // This very binary, even if it was replaced on disk since it started.
                 let exe = config
@@ -81,7 +81,7 @@ impl Core<FsStore> {
                     .unwrap_or_else(|| "/proc/self/exe".into());
                 let spawner = HostSpawner {
                     exe,
-                    lib: config.lib.clone(),
+                    lib: config.sdk.lib.clone(),
                     call_timeout: Duration::from_secs(config.sdk_call_timeout_secs.max(1)),
                 };
                 // A library that does not load fails here, not in every job.

@@ -25,7 +25,7 @@ use super::error::JobError;
 use super::fate::Stop;
 use super::parse::InvalidJob;
 use super::sdk_pool::discard;
-use super::sink::{Flow, OutputSink};
+use super::sink::{Flow, Output, OutputSink};
 use crate::decrypt::DecryptedPage;
 use crate::error_code::ErrorInfo;
 use crate::sdk::{EncryptedMessage, ErrorClass, NetOptions, SdkError};
@@ -65,49 +65,129 @@ where
             ),
         }));
     }
-    let mut calls = Calls {
-        core: Arc::clone(core),
-        corp: Arc::clone(&corp),
-        net: Arc::new(net_options(job.net)),
-        limit: job.limit,
-        out: JoinSet::new(),
-    };
     let handoff_after = sink.pages_before_handoff();
-    let mut plan: Catchup<EncryptedMessage, SdkError> = Catchup::new(
-        start.seq,
-        job.limit,
-        core.chat_pages_in_flight,
-        job.max_pages - start.pages_done,
-        handoff_after,
-    );
-    let mut published = start;
-    // The next page, decrypting while this one is published.
-    let mut upcoming: Option<Decrypting> = None;
-    // The official advice for 10008 is to fetch the page again: it is, while the policy allows
-    // another attempt; on the last one, the page is delivered with those messages as errors.
-    let may_retry = core.policy().allows_retry_after(meta.attempt);
+    let mut run = ChatRun {
+        plan: Catchup::new(
+            start.seq,
+            job.limit,
+            core.chat_pages_in_flight,
+            job.max_pages - start.pages_done,
+            handoff_after,
+        ),
+        calls: Calls {
+            core: Arc::clone(core),
+            corp: Arc::clone(&corp),
+            net: Arc::new(net_options(job.net)),
+            limit: job.limit,
+            out: JoinSet::new(),
+        },
+        core,
+        corp,
+        meta,
+        alias: job.corp.corp,
+        max_pages: job.max_pages,
+        include_encrypted: job.include_encrypted,
+        pages_before_handoff: handoff_after.map(|pages| start.pages_done + pages),
+        published: start,
+        upcoming: None,
+        // The official advice for 10008 is to fetch the page again: it is, while the policy
+        // allows another attempt; on the last one, the page is delivered with those messages
+        // as errors.
+        may_retry: core.policy().allows_retry_after(meta.attempt),
+    };
     loop {
-        let failed = |error: JobError| Stop::Failed {
-            error,
-            progress: Some(published),
+        let Some(current) = run.next_page(cancel).await? else {
+            return Ok(());
         };
-        let current = match upcoming.take() {
-            Some(decrypting) => decrypting,
-            None => loop {
-                match plan.next() {
-                    Next::Page(page) => break Decrypting::start(core, &corp, page),
-                    Next::Done => return Ok(()),
-                    Next::Failed(err) => return Err(failed(err.into())),
-                    Next::Wait => {
-                        calls.make(&mut plan);
-                        tokio::select! {
-                            answer = calls.answer() => plan.answered(answer.0, answer.1),
-                            _ = cancel.cancelled() => return Err(Stop::Cancelled),
-                        }
+        let page = run.decrypted(current, cancel).await?;
+        // A failure the plan reports while this page is out waits until it is, so that the
+        // retry goes on after it.
+        let failure = run.decrypt_the_next_meanwhile(&page);
+        if cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        // Not raced with the token: a publish given up half way could still be confirmed.
+        let flow = run
+            .calls
+            .answer_while(&mut run.plan, sink.emit(page.output, page.next))
+            .await?;
+        run.published = page.done;
+        if flow == Flow::HandedOff || page.next.is_none() {
+            return Ok(());
+        }
+        if let Some(err) = failure {
+            return Err(run.failed(err.into()));
+        }
+    }
+}
+
+/// One run of a chat job: its plan and calls, the pages published so far, and the next page
+/// decrypting while one is published.
+struct ChatRun<'a, S> {
+    core: &'a Arc<Core<S>>,
+    corp: Arc<Corp>,
+    meta: &'a JobMeta,
+    /// The corp's alias in the directory, for its metrics.
+    alias: Option<String>,
+    max_pages: u32,
+    include_encrypted: bool,
+    /// After how many pages done (counting earlier deliveries') the door takes the job over.
+    pages_before_handoff: Option<u32>,
+    plan: Catchup<EncryptedMessage, SdkError>,
+    calls: Calls<S>,
+    published: ChatProgress,
+    /// The next page, decrypting while this one is published.
+    upcoming: Option<Decrypting>,
+    may_retry: bool,
+}
+
+/// A page decrypted and ready to publish: its output, the progress it leaves the job at, and
+/// the progress its continuation starts from, if the job goes on.
+struct PageOut {
+    output: Output,
+    done: ChatProgress,
+    next: Option<ChatProgress>,
+}
+
+impl<S: Send + Sync + 'static> ChatRun<'_, S> {
+    /// The job stops on `error`, with the progress of the pages published, for the retry.
+    fn failed(&self, error: JobError) -> Stop {
+        Stop::Failed {
+            error,
+            progress: Some(self.published),
+        }
+    }
+
+    /// The page to publish next: the one decrypting already, or the plan's next once its call
+    /// is answered; `None` when the plan is done.
+    async fn next_page(&mut self, cancel: &CancellationToken) -> Result<Option<Decrypting>, Stop> {
+        if let Some(decrypting) = self.upcoming.take() {
+            return Ok(Some(decrypting));
+        }
+        loop {
+            match self.plan.next() {
+                Next::Page(page) => {
+                    return Ok(Some(Decrypting::start(self.core, &self.corp, page)))
+                }
+                Next::Done => return Ok(None),
+                Next::Failed(err) => return Err(self.failed(err.into())),
+                Next::Wait => {
+                    self.calls.make(&mut self.plan);
+                    tokio::select! {
+                        answer = self.calls.answer() => self.plan.answered(answer.0, answer.1),
+                        _ = cancel.cancelled() => return Err(Stop::Cancelled),
                     }
                 }
-            },
-        };
+            }
+        }
+    }
+
+    /// `current` decrypted (answering calls meanwhile) and made into the page's output.
+    async fn decrypted(
+        &mut self,
+        current: Decrypting,
+        cancel: &CancellationToken,
+    ) -> Result<PageOut, Stop> {
         let Decrypting {
             seq,
             next_seq,
@@ -116,18 +196,18 @@ where
             task,
         } = current;
         let mut decrypted = tokio::select! {
-            decrypted = calls.answer_while(&mut plan, joined(task)) => decrypted.map_err(|err| failed(err.into()))?,
+            decrypted = self.calls.answer_while(&mut self.plan, joined(task)) => decrypted.map_err(|err| self.failed(err.into()))?,
             _ = cancel.cancelled() => return Err(Stop::Cancelled),
         };
         let bad_key = decrypted
             .errors
             .iter()
             .position(|e| e.error.is_bad_encrypt_key());
-        if let (Some(at), true) = (bad_key, may_retry) {
+        if let (Some(at), true) = (bad_key, self.may_retry) {
             let bad = decrypted.errors.swap_remove(at);
-            return Err(failed(JobError::BadEncryptKey(bad)));
+            return Err(self.failed(JobError::BadEncryptKey(bad)));
         }
-        if job.include_encrypted {
+        if self.include_encrypted {
             // The decryption is done with the page (its blocking thread let go of it): the
             // ciphertext moves into the results rather than being copied.
             let page = Arc::try_unwrap(page).unwrap_or_else(|shared| shared.as_ref().clone());
@@ -136,54 +216,42 @@ where
             // Not kept while the page is published: the next one is decrypting meanwhile.
             drop(page);
         }
-        record_page(core, job.corp.corp.as_deref(), next_seq, &decrypted);
-        let pages_done = published.pages_done + 1;
-        let output = meta.page_output(
-            &corp.corpid,
-            ChatPage {
-                page: pages_done,
-                seq,
-                next_seq,
-                has_more,
-                messages: decrypted.messages,
-                errors: decrypted.errors,
-            },
-        );
-        let next = (has_more && pages_done < job.max_pages).then_some(ChatProgress {
-            seq: next_seq,
-            pages_done,
-        });
-        // The next page, if it is in, decrypts while this one is published; not when the door
-        // takes the job over after this one. A failure the plan reports meanwhile waits until
-        // this page is out, so that the retry goes on after it.
-        let mut failure = None;
-        if next.is_some() && handoff_after != Some(pages_done - start.pages_done) {
-            match plan.next() {
-                Next::Page(page) => upcoming = Some(Decrypting::start(core, &corp, page)),
-                Next::Failed(err) => failure = Some(err),
-                // The plan says so again at the top of the loop.
-                Next::Wait | Next::Done => {}
-            }
-        }
-        if cancel.is_cancelled() {
-            return Err(Stop::Cancelled);
-        }
-        // Not raced with the token: a publish given up half way could still be confirmed.
-        let flow = calls
-            .answer_while(&mut plan, sink.emit(output, next))
-            .await?;
-        published = ChatProgress {
+        record_page(self.core, self.alias.as_deref(), next_seq, &decrypted);
+        let pages_done = self.published.pages_done + 1;
+        let chat_page = ChatPage {
+            page: pages_done,
+            seq,
+            next_seq,
+            has_more,
+            messages: decrypted.messages,
+            errors: decrypted.errors,
+        };
+        let done = ChatProgress {
             seq: next_seq,
             pages_done,
         };
-        if flow == Flow::HandedOff || next.is_none() {
-            return Ok(());
+        Ok(PageOut {
+            output: self.meta.page_output(&self.corp.corpid, chat_page),
+            done,
+            next: (has_more && pages_done < self.max_pages).then_some(done),
+        })
+    }
+
+    /// Starts decrypting the page after `page`, if it is in, while `page` is published; not
+    /// when the door takes the job over after `page`. A failure the plan reports meanwhile is
+    /// handed back.
+    fn decrypt_the_next_meanwhile(&mut self, page: &PageOut) -> Option<SdkError> {
+        if page.next.is_none() || self.pages_before_handoff == Some(page.done.pages_done) {
+            return None;
         }
-        if let Some(err) = failure {
-            return Err(Stop::Failed {
-                error: err.into(),
-                progress: Some(published),
-            });
+        match self.plan.next() {
+            Next::Page(next) => {
+                self.upcoming = Some(Decrypting::start(self.core, &self.corp, next));
+                None
+            }
+            Next::Failed(err) => Some(err),
+            // The plan says so again when the next page is asked for.
+            Next::Wait | Next::Done => None,
         }
     }
 }

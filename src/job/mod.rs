@@ -16,7 +16,6 @@
 //!   [`fate`]: the one decision of what happens to a job next.
 
 mod catchup;
-pub mod config;
 pub mod contract;
 pub mod core;
 pub mod corps;
@@ -33,6 +32,5 @@ pub mod sdk_session;
 pub mod sink;
 
 pub use self::core::{Core, JobMeta};
-pub use config::CoreConfig;
 pub use contract::JobKind;
 pub use parse::{parse, InvalidJob, Job};

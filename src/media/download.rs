@@ -19,7 +19,7 @@
 use std::io;
 use std::panic::resume_unwind;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use wecom_sdk_format::media_index::parse_index;
 
 use super::partial::PartialMedia;
+use crate::backoff::Backoff;
 use crate::sdk::{ChunkBytes, ErrorClass, MediaChunk, SdkError, SdkOp};
 
 /// How often, and how patiently, one chunk is retried after a transient failure.
@@ -57,8 +58,7 @@ impl Default for ChunkRetry {
 impl ChunkRetry {
     /// The pause after failed call number `attempt` (1-based).
     pub fn delay_after(&self, attempt: u32) -> Duration {
-        let factor = 1u32 << attempt.saturating_sub(1).min(16);
-        self.first_delay.saturating_mul(factor).min(self.max_delay)
+        Backoff::new(self.first_delay, self.max_delay).delay_after(attempt)
     }
 }
 
@@ -174,7 +174,7 @@ fn stream<P: PartialMedia + Send>(
 ) -> Result<Pass, Unfinished> {
     let mut md5 = Md5::new();
     let mut sha256 = Sha256::new();
-    let (mut index, mut size) = match partial.resume_point() {
+    let (index, size) = match partial.resume_point() {
         Some(point) => {
             partial.replay(&mut |bytes| {
                 md5.update(bytes);
@@ -206,51 +206,12 @@ fn stream<P: PartialMedia + Send>(
             }
             Ok(sha256)
         });
-        let mut chunks = 0;
-        let fetched = loop {
-            if store_failed.load(Ordering::Relaxed) {
-                break Ok(());
-            }
-            if cancel.is_cancelled() {
-                break Err(Unfinished::Cancelled);
-            }
-            let chunk = match fetch_chunk(fetch, &index, retry) {
-                Ok(chunk) => chunk,
-                Err(err) => break Err(err.into()),
-            };
-            if let Some(next) = &chunk.next_index {
-                // Checked before anything is written: a library that does not move forward
-                // would otherwise grow the file for ever.
-                if !moves_forward(&index, next) {
-                    break Err(DownloadError::Sdk {
-                        source: SdkError::MalformedResponse {
-                            op: SdkOp::GetMediaData,
-                            reason: format!("the next index {next:?} does not move past {index:?}"),
-                        },
-                        index,
-                    }
-                    .into());
-                }
-            }
-            chunks += 1;
-            size += chunk.data.len() as u64;
-            let data = Arc::new(chunk.data);
-            // The store stage hangs up only when it failed; its error is reported below.
-            if to_store
-                .send((Arc::clone(&data), chunk.next_index.clone()))
-                .is_err()
-            {
-                break Ok(());
-            }
-            to_md5
-                .send(data)
-                .expect("the MD5 stage runs until its queue closes");
-            match chunk.next_index {
-                Some(next) => index = next,
-                None => break Ok(()),
-            }
+        let stages = Stages {
+            to_md5,
+            to_store,
+            store_failed,
         };
-        drop((to_md5, to_store));
+        let fetched = fetch_all(fetch, retry, cancel, index, stages);
         let md5 = md5_stage
             .join()
             .unwrap_or_else(|panic| resume_unwind(panic));
@@ -259,14 +220,76 @@ fn stream<P: PartialMedia + Send>(
             .unwrap_or_else(|panic| resume_unwind(panic));
         // A store error wins: a full disk is handled apart from a failing chunk.
         let sha256 = stored?;
-        fetched?;
+        let (chunks, fetched_bytes) = fetched?;
         Ok(Pass {
-            size,
+            size: size + fetched_bytes,
             md5: hex::encode(md5.finalize()),
             sha256: hex::encode(sha256.finalize()),
             chunks,
         })
     })
+}
+
+/// The queues to the hashing and storing stages, and the store's failure flag.
+struct Stages<'a> {
+    to_md5: SyncSender<Arc<ChunkBytes>>,
+    to_store: SyncSender<(Arc<ChunkBytes>, Option<String>)>,
+    store_failed: &'a AtomicBool,
+}
+
+/// Fetches chunk after chunk from `index` and hands each to the stages, until the last chunk,
+/// a failure, or a failed store (then `Ok`: the store's error is the one reported). Returns
+/// the chunks and bytes fetched; the stages' queues close when it returns.
+fn fetch_all(
+    fetch: &mut impl FnMut(&str) -> Result<MediaChunk, SdkError>,
+    retry: &ChunkRetry,
+    cancel: &CancellationToken,
+    mut index: String,
+    stages: Stages<'_>,
+) -> Result<(u64, u64), Unfinished> {
+    let (mut chunks, mut bytes) = (0, 0);
+    loop {
+        if stages.store_failed.load(Ordering::Relaxed) {
+            return Ok((chunks, bytes));
+        }
+        if cancel.is_cancelled() {
+            return Err(Unfinished::Cancelled);
+        }
+        let chunk = fetch_chunk(fetch, &index, retry)?;
+        if let Some(next) = &chunk.next_index {
+            // Checked before anything is written: a library that does not move forward
+            // would otherwise grow the file for ever.
+            if !moves_forward(&index, next) {
+                return Err(DownloadError::Sdk {
+                    source: SdkError::MalformedResponse {
+                        op: SdkOp::GetMediaData,
+                        reason: format!("the next index {next:?} does not move past {index:?}"),
+                    },
+                    index,
+                }
+                .into());
+            }
+        }
+        chunks += 1;
+        bytes += chunk.data.len() as u64;
+        let data = Arc::new(chunk.data);
+        // The store stage hangs up only when it failed; its error is reported by the caller.
+        if stages
+            .to_store
+            .send((Arc::clone(&data), chunk.next_index.clone()))
+            .is_err()
+        {
+            return Ok((chunks, bytes));
+        }
+        stages
+            .to_md5
+            .send(data)
+            .expect("the MD5 stage runs until its queue closes");
+        match chunk.next_index {
+            Some(next) => index = next,
+            None => return Ok((chunks, bytes)),
+        }
+    }
 }
 
 /// Whether `next` starts after the start of `current` ("" is the very beginning).

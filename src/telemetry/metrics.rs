@@ -139,96 +139,105 @@ impl Metrics {
             corp_newest_message: Family::default(),
             registry: Registry::default(),
         };
-        let r = &mut registry;
-        r.register(
-            "jobs",
-            "Job attempts by kind, how they ended (ok, retried, failed: failure result and dead letter, released) and error code",
-            metrics.jobs.clone(),
-        );
-        r.register(
-            "job_duration_seconds",
-            "Time an attempt of a job ran, from its start to its fate",
-            metrics.job_duration.clone(),
-        );
-        r.register(
-            "job_queued_seconds",
-            "Time from a job's AMQP timestamp (set by its publisher) to its start",
-            metrics.job_queued.clone(),
-        );
-        r.register(
-            "jobs_in_flight",
-            "Jobs running now",
-            metrics.jobs_in_flight.clone(),
-        );
-        r.register(
-            "job_slots",
-            "Jobs this process runs at once at most (WECOM_CONCURRENCY)",
-            metrics.job_slots.clone(),
-        );
-        r.register(
-            "sdk_calls",
-            "GetChatData and GetMediaData calls by return code (0: success)",
-            metrics.sdk_calls.clone(),
-        );
-        r.register(
-            "sdk_call_duration_seconds",
-            "Time a GetChatData or GetMediaData call took",
-            metrics.sdk_call_duration.clone(),
-        );
-        r.register(
-            "sdk_pools_open",
-            "Corps with SDK handles open",
-            metrics.sdk_pools_open.clone(),
-        );
-        r.register(
-            "messages_decrypted",
-            "Chat messages decrypted",
-            metrics.messages_decrypted.clone(),
-        );
-        r.register(
-            "message_errors",
-            "Chat messages that could not be decrypted, by error code",
-            metrics.message_errors.clone(),
-        );
-        r.register(
-            "media_bytes",
-            "Media bytes fetched from the SDK",
-            metrics.media_bytes.clone(),
-        );
-        r.register(
-            "media_chunks",
-            "Media chunks fetched from the SDK",
-            metrics.media_chunks.clone(),
-        );
-        r.register(
-            "media_resumes",
-            "Media downloads that resumed an interrupted one",
-            metrics.media_resumes.clone(),
-        );
-        r.register(
-            "broker_connected",
-            "1 while connected to the broker and consuming (or, for the HTTP gateway through the broker, connected)",
-            metrics.broker_connected.clone(),
-        );
-        r.register(
-            "broker_reconnects",
-            "Broker sessions lost and started again",
-            metrics.broker_reconnects.clone(),
-        );
-        r.register(
-            "corp_last_seq",
-            "The last seq of a page archived, by corp alias of the corp directory",
-            metrics.corp_last_seq.clone(),
-        );
-        r.register(
-            "corp_newest_message_timestamp_seconds",
-            "The msgtime of the newest message archived, by corp alias of the corp directory",
-            metrics.corp_newest_message.clone(),
-        );
+        metrics.register_jobs_and_sdk_calls(&mut registry);
+        metrics.register_media_broker_and_corps(&mut registry);
         Self {
             registry,
             ..metrics
         }
+    }
+
+    /// The job and SDK call series, under the registry's prefix.
+    fn register_jobs_and_sdk_calls(&self, r: &mut Registry) {
+        r.register(
+            "jobs",
+            "Job attempts by kind, how they ended (ok, retried, failed: failure result and dead letter, released) and error code",
+            self.jobs.clone(),
+        );
+        r.register(
+            "job_duration_seconds",
+            "Time an attempt of a job ran, from its start to its fate",
+            self.job_duration.clone(),
+        );
+        r.register(
+            "job_queued_seconds",
+            "Time from a job's AMQP timestamp (set by its publisher) to its start",
+            self.job_queued.clone(),
+        );
+        r.register(
+            "jobs_in_flight",
+            "Jobs running now",
+            self.jobs_in_flight.clone(),
+        );
+        r.register(
+            "job_slots",
+            "Jobs this process runs at once at most (WECOM_CONCURRENCY)",
+            self.job_slots.clone(),
+        );
+        r.register(
+            "sdk_calls",
+            "GetChatData and GetMediaData calls by return code (0: success)",
+            self.sdk_calls.clone(),
+        );
+        r.register(
+            "sdk_call_duration_seconds",
+            "Time a GetChatData or GetMediaData call took",
+            self.sdk_call_duration.clone(),
+        );
+        r.register(
+            "sdk_pools_open",
+            "Corps with SDK handles open",
+            self.sdk_pools_open.clone(),
+        );
+        r.register(
+            "messages_decrypted",
+            "Chat messages decrypted",
+            self.messages_decrypted.clone(),
+        );
+        r.register(
+            "message_errors",
+            "Chat messages that could not be decrypted, by error code",
+            self.message_errors.clone(),
+        );
+    }
+
+    /// The media, broker and per-corp series, under the registry's prefix.
+    fn register_media_broker_and_corps(&self, r: &mut Registry) {
+        r.register(
+            "media_bytes",
+            "Media bytes fetched from the SDK",
+            self.media_bytes.clone(),
+        );
+        r.register(
+            "media_chunks",
+            "Media chunks fetched from the SDK",
+            self.media_chunks.clone(),
+        );
+        r.register(
+            "media_resumes",
+            "Media downloads that resumed an interrupted one",
+            self.media_resumes.clone(),
+        );
+        r.register(
+            "broker_connected",
+            "1 while connected to the broker and consuming (or, for the HTTP gateway through the broker, connected)",
+            self.broker_connected.clone(),
+        );
+        r.register(
+            "broker_reconnects",
+            "Broker sessions lost and started again",
+            self.broker_reconnects.clone(),
+        );
+        r.register(
+            "corp_last_seq",
+            "The last seq of a page archived, by corp alias of the corp directory",
+            self.corp_last_seq.clone(),
+        );
+        r.register(
+            "corp_newest_message_timestamp_seconds",
+            "The msgtime of the newest message archived, by corp alias of the corp directory",
+            self.corp_newest_message.clone(),
+        );
     }
 
     /// An attempt of a job of `kind` ended as `outcome`, with error `code` if it failed, after

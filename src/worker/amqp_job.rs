@@ -15,14 +15,15 @@ use lapin::BasicProperties;
 use tokio_util::sync::CancellationToken;
 
 use super::delivered::Delivered;
-use super::headers;
-use super::malformed::{oversized, repaired};
-use super::publisher::{PublishError, Publisher};
-use super::signing::HeaderKey;
-use super::topology::{
+use super::transport::JobTransport;
+use crate::broker::headers;
+use crate::broker::malformed::oversized;
+use crate::broker::properties::job_properties;
+use crate::broker::publisher::{PublishError, Publisher};
+use crate::broker::signing::HeaderKey;
+use crate::broker::topology::{
     is_own_queue, result_routing_key, retry_queue, DEAD_EXCHANGE, JOBS_EXCHANGE, RESULTS_EXCHANGE,
 };
-use super::transport::JobTransport;
 use crate::error_code::ErrorInfo;
 use crate::job::contract::ChatProgress;
 use crate::job::sink::Output;
@@ -224,59 +225,9 @@ fn short_string(value: &str) -> Option<ShortString> {
     ShortString::try_new(value).ok()
 }
 
-/// The properties a job keeps when it is republished (continuation, retry copy, dead letter,
-/// replay): its ids, reply address and headers. Not its `expiration` (a dead letter must not
-/// expire) nor its `user_id` (which the broker checks against the publishing connection's user),
-/// nor a value the AMQP parser had to repair (it is not what was sent).
-pub fn job_properties(original: &BasicProperties, headers: FieldTable) -> BasicProperties {
-    let mut properties = BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_headers(headers);
-    let sent = |value: &Option<ShortString>| value.clone().filter(|v| !repaired(v));
-    if let Some(v) = sent(original.content_type()) {
-        properties = properties.with_content_type(v);
-    }
-    if let Some(v) = sent(original.message_id()) {
-        properties = properties.with_message_id(v);
-    }
-    if let Some(v) = sent(original.correlation_id()) {
-        properties = properties.with_correlation_id(v);
-    }
-    if let Some(v) = sent(original.reply_to()) {
-        properties = properties.with_reply_to(v);
-    }
-    if let Some(v) = original.timestamp() {
-        properties = properties.with_timestamp(*v);
-    }
-    properties
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn republished_jobs_keep_their_ids_but_never_an_expiration_or_user_id() {
-        let original = BasicProperties::default()
-            .with_message_id("m1".into())
-            .with_correlation_id("c1".into())
-            .with_reply_to("q".into())
-            .with_expiration("1000".into())
-            .with_user_id("someone".into());
-        let copy = job_properties(&original, FieldTable::default());
-        assert_eq!(
-            copy.message_id().as_ref().map(ShortString::as_str),
-            Some("m1")
-        );
-        assert_eq!(
-            copy.correlation_id().as_ref().map(ShortString::as_str),
-            Some("c1")
-        );
-        assert_eq!(copy.reply_to().as_ref().map(ShortString::as_str), Some("q"));
-        assert_eq!(copy.expiration(), &None);
-        assert_eq!(copy.user_id(), &None);
-        assert_eq!(copy.delivery_mode(), &Some(2));
-    }
 
     #[test]
     fn ids_too_long_for_amqp_are_left_out_rather_than_panicking() {

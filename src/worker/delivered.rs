@@ -1,15 +1,15 @@
 //! What the worker reads from a delivery besides its body, read once: the ids a result
 //! echoes, where an extra copy of the results goes, and the project's and the broker's headers,
 //! each as far as it can be trusted: the project's only when signed by a worker of this
-//! deployment ([`super::signing`]), the broker's delivery count only on a redelivery (on a first
+//! deployment ([`crate::broker::signing`]), the broker's delivery count only on a redelivery (on a first
 //! delivery the header, if any, is the publisher's).
 
 use lapin::message::Delivery;
 use lapin::types::ShortString;
 
-use super::headers;
-use super::malformed::malformed;
-use super::signing::HeaderKey;
+use crate::broker::headers;
+use crate::broker::malformed::malformed;
+use crate::broker::signing::HeaderKey;
 use crate::job::contract::ChatProgress;
 use crate::job::parse::MAX_JOB_BYTES;
 use crate::job::JobKind;
@@ -34,7 +34,7 @@ pub struct Delivered {
     /// A project header that is present but not signed for this job by this deployment (its
     /// name): the job is refused rather than steered by it.
     pub untrusted: Option<&'static str>,
-    /// What the AMQP parser had to repair in the message's properties ([`super::malformed`]).
+    /// What the AMQP parser had to repair in the message's properties ([`crate::broker::malformed`]).
     pub malformed: Option<String>,
     /// When its publisher says it was published (the AMQP `timestamp`, seconds), if it does.
     pub published_at: Option<u64>,

@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::delivered::Delivered;
-use super::publisher::PublishError;
-use super::topology::is_own_queue;
 use super::transport::JobTransport;
+use crate::broker::publisher::PublishError;
+use crate::broker::topology::is_own_queue;
 use crate::job::contract::ChatProgress;
 use crate::job::error::JobError;
 use crate::job::fate::{self, Fate, Stop};

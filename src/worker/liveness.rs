@@ -11,7 +11,7 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::Channel;
 
-use super::topology;
+use crate::broker::topology;
 use crate::job::JobKind;
 
 /// How long the broker may take to answer the probe.

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::delivered::Delivered;
-use super::publisher::PublishError;
+use crate::broker::publisher::PublishError;
 use crate::error_code::ErrorInfo;
 use crate::job::contract::ChatProgress;
 use crate::job::sink::Output;

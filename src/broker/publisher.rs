@@ -28,6 +28,8 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Connection};
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("the broker returned the message: no queue is bound for {exchange}/{routing_key}")]
@@ -56,6 +58,9 @@ impl PublishError {
 /// How many times an unroutable message is tried again: a missing queue may be on its way
 /// (another worker declaring the topology), but does not come back by waiting long.
 const RETURNED_TRIES: u32 = 5;
+
+/// The first pause after a refused publish, doubling up to [`MAX_REFUSED_PAUSE`].
+const FIRST_REFUSED_PAUSE: Duration = Duration::from_millis(200);
 
 /// The longest wait before a refused publish is tried again. A quorum queue refuses publishes
 /// while its cluster elects a new leader (a node died or froze) as well as when it is full: a
@@ -302,7 +307,7 @@ impl Publisher {
         properties: &BasicProperties,
         stop: &CancellationToken,
     ) -> Result<(), PublishError> {
-        let mut pause = Duration::from_millis(200);
+        let mut pauses = Backoff::new(FIRST_REFUSED_PAUSE, MAX_REFUSED_PAUSE).pauses();
         let mut returned = 0;
         loop {
             if stop.is_cancelled() {
@@ -336,12 +341,12 @@ impl Publisher {
                         }
                         _ => {}
                     }
+                    let pause = pauses.next_pause();
                     tracing::warn!(error = %err, exchange, routing_key, "publish not confirmed; trying again in {pause:?}");
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
                         _ = stop.cancelled() => return Err(PublishError::Stopped),
                     }
-                    pause = (pause * 2).min(MAX_REFUSED_PAUSE);
                 }
             }
         }

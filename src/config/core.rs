@@ -7,17 +7,13 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::retry::RetryPolicy;
+use super::SdkLibConfig;
+use crate::job::retry::RetryPolicy;
 
 #[derive(Clone, Args)]
 pub struct CoreConfig {
-    /// Path of libWeWorkFinanceSdk_C.so (the image's mount point by default).
-    #[arg(
-        long,
-        env = "WECOM_SDK_LIB",
-        default_value = "/opt/wecom/libWeWorkFinanceSdk_C.so"
-    )]
-    pub lib: PathBuf,
+    #[command(flatten)]
+    pub sdk: SdkLibConfig,
     /// Where media files are stored.
     #[arg(
         long,
@@ -61,7 +57,7 @@ pub struct CoreConfig {
     #[arg(long, env = "WECOM_INLINE_MAX_BYTES", default_value_t = 1024 * 1024)]
     pub inline_max_bytes: u64,
     #[command(flatten)]
-    pub retry: RetryArgs,
+    pub retry: RetryConfig,
 }
 
 /// Where the Finance SDK library runs.
@@ -76,7 +72,7 @@ pub enum Isolation {
 /// The retry policy. The broker's delay queues are made from it too, so `topology apply` takes
 /// the same settings as the worker.
 #[derive(Clone, Args)]
-pub struct RetryArgs {
+pub struct RetryConfig {
     /// Attempts per job (per page of a chat job) before it is dead-lettered.
     #[arg(long, env = "WECOM_MAX_ATTEMPTS", default_value_t = 5)]
     pub max_attempts: u32,
@@ -91,7 +87,7 @@ pub struct RetryArgs {
     pub retry_delays: Vec<u64>,
 }
 
-impl RetryArgs {
+impl RetryConfig {
     pub fn policy(&self) -> RetryPolicy {
         RetryPolicy {
             max_attempts: self.max_attempts.max(1),

@@ -1,4 +1,4 @@
-//! Connecting to the broker: the URLs from [`AmqpArgs`] (one, or a cluster's nodes), tried in
+//! Connecting to the broker: the URLs from [`BrokerConfig`] (one, or a cluster's nodes), tried in
 //! a shuffled order at every connect so that a node that is down is skipped at once and the
 //! workers spread over the others; the heartbeat that notices a dead or frozen node within
 //! seconds; the publish confirm timeout; and, for `amqps://`, the certificates that are trusted
@@ -25,9 +25,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use rand::seq::SliceRandom;
 
-use super::config::AmqpArgs;
 use super::publisher::Publisher;
 use super::signing::HeaderKey;
+use crate::config::BrokerConfig;
 
 /// How long a TCP and AMQP handshake with one node may take before the next one is tried.
 const CONNECT_TIMEOUT_MS: u64 = 3_000;
@@ -50,7 +50,7 @@ struct NodesSeen {
 
 impl Broker {
     /// Parses the URLs and reads and checks the certificate files named in `args`.
-    pub fn from_args(args: &AmqpArgs) -> anyhow::Result<Self> {
+    pub fn from_args(args: &BrokerConfig) -> anyhow::Result<Self> {
         let urls: Vec<&str> = args
             .amqp_url
             .split(',')
@@ -210,8 +210,8 @@ fn read_identity(cert: &Path, key: &Path) -> anyhow::Result<OwnedIdentity> {
 mod tests {
     use super::*;
 
-    fn args(urls: &str) -> AmqpArgs {
-        AmqpArgs {
+    fn args(urls: &str) -> BrokerConfig {
+        BrokerConfig {
             amqp_url: urls.to_owned(),
             amqp_heartbeat_secs: 5,
             amqp_confirm_timeout_secs: 15,

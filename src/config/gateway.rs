@@ -1,5 +1,5 @@
 //! The HTTP gateway's settings, from the command line or the environment (`WECOM_HTTP_*`).
-//! Where jobs run is the job core's configuration ([`crate::job::CoreConfig`]) or, through the
+//! Where jobs run is the job core's configuration ([`super::CoreConfig`]) or, through the
 //! broker, the workers'.
 
 use std::net::SocketAddr;
@@ -46,8 +46,8 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
-    pub fn connection_limits(&self) -> super::ConnectionLimits {
-        super::ConnectionLimits {
+    pub fn connection_limits(&self) -> crate::gateway::ConnectionLimits {
+        crate::gateway::ConnectionLimits {
             max_connections: self.max_connections as usize,
             read_timeout: std::time::Duration::from_secs(self.read_timeout_secs),
         }

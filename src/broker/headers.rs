@@ -266,10 +266,10 @@ pub fn for_replay(original: Option<&FieldTable>) -> FieldTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::signing::HeaderKey;
     use crate::error_code::ProjectCode;
     use crate::job::JobKind;
     use crate::sdk::ErrorClass;
-    use crate::worker::signing::HeaderKey;
 
     fn key() -> HeaderKey {
         HeaderKey::new(None, "guest", "guest", "/")

@@ -2,7 +2,7 @@
 //!
 //! - jobs: exchange `wecom.jobs` (direct) → quorum queues `fetch-chatdata` and `fetch-media`,
 //!   each with an explicit delivery limit (a job that keeps killing or stalling workers is
-//!   failed and dead-lettered on the last delivery it allows, see [`super::handle`]) and
+//!   failed and dead-lettered on the last delivery it allows, see [`crate::worker::handle`]) and
 //!   at-least-once dead-lettering;
 //! - dead letters: exchange `wecom.dead` (direct) → quorum queues `fetch-chatdata.dead` and
 //!   `fetch-media.dead`, which operators inspect and replay;
@@ -15,7 +15,7 @@
 //! Made for RabbitMQ 3.10-3.13 (at-least-once dead-lettering and message TTL on quorum queues
 //! arrived in 3.10). 4.x declares it too (it defaults the delivery limit to 20: we set ours
 //! explicitly), but counts deliveries otherwise (`x-acquired-count`), so the last-delivery
-//! failure of [`super::handle`] is untested there.
+//! failure of [`crate::worker::handle`] is untested there.
 //! Attempts are counted in our own header, not in `x-death`, whose shape changed in 3.13.
 
 use std::time::Duration;

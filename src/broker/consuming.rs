@@ -8,7 +8,7 @@
 //! fresh channel. The first one is not given up: if the broker answers it later, its deliveries
 //! join the others (a consumer left unread would sit on its prefetched jobs until the session
 //! ends), so for that session the queue has two consumers and twice the prefetch; the
-//! semaphore in [`super::run`] still bounds the jobs run at once.
+//! semaphore in [`crate::worker::run`] still bounds the jobs run at once.
 
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection};
 
 use super::topology;
+use crate::backoff::Backoff;
 use crate::job::JobKind;
 
 /// A delivery, or the end of a consumer (`None`: the broker cancelled it).
@@ -103,6 +104,7 @@ pub async fn consume(
     };
     let started = tokio::time::Instant::now();
     let mut wait = CONSUME_ANSWER;
+    let mut waits = Backoff::new(CONSUME_ANSWER * 2, LONGEST_CONSUME_WAIT).pauses();
     loop {
         let channel = connection.create_channel().await?;
         // Per consumer (quorum queues refuse a channel-wide prefetch).
@@ -146,7 +148,7 @@ pub async fn consume(
                     "the broker did not answer a consume within {wait:?}; asking again on another channel"
                 );
                 if started.elapsed() >= FAILOVER_WINDOW {
-                    wait = (wait * 2).min(LONGEST_CONSUME_WAIT);
+                    wait = waits.next_pause();
                 }
                 // Answered later, it delivers beside the next one; refused later, it delivers
                 // nothing. Its end is not the queue's: the consumer that was answered says that.
