@@ -38,7 +38,7 @@ pub struct ViaBroker {
 /// What the requests and the connection task share.
 struct Shared {
     /// The broker session in use, while there is one.
-    session: Mutex<Option<Session>>,
+    session: Mutex<Option<BrokerSession>>,
     /// Requests waiting for a result, by their correlation id.
     waiting: Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>,
     readiness: Arc<Readiness>,
@@ -46,7 +46,7 @@ struct Shared {
 }
 
 #[derive(Clone)]
-struct Session {
+struct BrokerSession {
     publisher: Publisher,
     reply_queue: String,
     /// Ends the session: fired by a request whose publish failed on the channel.
@@ -221,7 +221,7 @@ async fn serve_session(
         )
         .await?;
     let lost = CancellationToken::new();
-    *shared.session.lock().expect("not poisoned") = Some(Session {
+    *shared.session.lock().expect("not poisoned") = Some(BrokerSession {
         publisher,
         reply_queue,
         lost: lost.clone(),

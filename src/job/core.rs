@@ -21,7 +21,7 @@ use super::fate::Stop;
 use super::parse::Job;
 use super::retry::RetryPolicy;
 use super::sdk_pool::SdkPools;
-use super::sdk_session::Backend;
+use super::sdk_handle::Backend;
 use super::sink::OutputSink;
 use super::{fetch_chatdata, fetch_media};
 use crate::config::{CoreConfig, Isolation};

@@ -413,26 +413,26 @@ fn newest_msgtime(page: &DecryptedPage) -> Option<u64> {
         .msgtime
 }
 
-/// Decrypts a page on a blocking thread, one page at a time (see [`Core`]'s gate), with a
-/// session of the corp (`DecryptData` runs where its library is). The turn and the session go
+/// Decrypts a page on a blocking thread, one page at a time (see [`Core`]'s gate), with an SDK
+/// handle of the corp (`DecryptData` runs where its library is). The turn and the handle go
 /// with the work: a caller that stops waiting does not let the next page in early, and a
-/// session whose host died is discarded.
+/// handle whose host died is discarded.
 async fn decrypt<S>(
     core: &Arc<Core<S>>,
     corp: &Arc<Corp>,
     page: &Arc<Vec<EncryptedMessage>>,
 ) -> Result<DecryptedPage, SdkError> {
-    // The session first: waiting for one of this corp's must not hold every corp's turn.
-    let mut session = core.pools.get(corp).await?;
+    // The handle first: waiting for one of this corp's must not hold every corp's turn.
+    let mut handle = core.pools.get(corp).await?;
     let turn = Arc::clone(&core.decrypting)
         .acquire_owned()
         .await
         .expect("never closed");
     let (corp, page) = (Arc::clone(corp), Arc::clone(page));
     in_blocking_thread(move || {
-        let decrypted = session.decrypt_page(&corp.keys, &page);
+        let decrypted = handle.decrypt_page(&corp.keys, &page);
         if decrypted.is_err() {
-            discard(session);
+            discard(handle);
         }
         drop(turn);
         decrypted

@@ -7,8 +7,8 @@
 //! - [`contract`]: the JSON shapes of jobs and results; [`parse`]: bytes to a validated [`Job`];
 //!   [`results`]: building the results;
 //! - [`corps`]: credentials, from a job or the corp directory; [`key_cache`]: inline keys
-//!   parsed once; [`sdk_session`]: an SDK handle in process or in an SDK host; [`sdk_pool`]:
-//!   sessions pooled per corp, closed when idle;
+//!   parsed once; [`sdk_handle`]: an SDK handle in process or in an SDK host; [`sdk_pool`]:
+//!   handles pooled per corp, closed when idle;
 //! - `fetch_chatdata`, `fetch_media`: running each kind of job; `catchup`: which calls a chat
 //!   job makes, several at once, and how their answers become pages;
 //! - [`sink`]: where outputs go as soon as they exist;
@@ -28,7 +28,7 @@ pub mod parse;
 pub mod results;
 pub mod retry;
 pub mod sdk_pool;
-pub mod sdk_session;
+pub mod sdk_handle;
 pub mod sink;
 
 pub use self::core::{Core, JobMeta};

@@ -1,4 +1,4 @@
-//! SDK sessions (a handle in process, or an SDK host), pooled per (corpid, secret).
+//! SDK handles (in process, or in an SDK host), pooled per (corpid, secret).
 //!
 //! A handle fetches its own access token, so handles are kept and reused rather than made per
 //! job (many handles mean many token calls against a rate limit); a handle has no lock, so each
@@ -19,10 +19,10 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::corps::Corp;
-use super::sdk_session::{Backend, Session};
+use super::sdk_handle::{Backend, Handle};
 use crate::sdk::SdkError;
 
-/// Makes sessions for one corp.
+/// Makes SDK handles for one corp.
 pub struct HandleMaker {
     backend: Arc<Backend>,
     corpid: String,
@@ -30,10 +30,10 @@ pub struct HandleMaker {
 }
 
 impl managed::Manager for HandleMaker {
-    type Type = Session;
+    type Type = Handle;
     type Error = SdkError;
 
-    async fn create(&self) -> Result<Session, SdkError> {
+    async fn create(&self) -> Result<Handle, SdkError> {
         let (backend, corpid, secret) = (
             Arc::clone(&self.backend),
             self.corpid.clone(),
@@ -42,12 +42,12 @@ impl managed::Manager for HandleMaker {
         // Starting an SDK host blocks for a process start and a round trip.
         tokio::task::spawn_blocking(move || backend.open(&corpid, &secret))
             .await
-            .expect("opening a session does not panic")
+            .expect("opening a handle does not panic")
     }
 
-    async fn recycle(&self, session: &mut Session, _: &Metrics) -> RecycleResult<SdkError> {
+    async fn recycle(&self, handle: &mut Handle, _: &Metrics) -> RecycleResult<SdkError> {
         // A host that died while idle (killed, out of memory) is not lent again.
-        if session.is_alive() {
+        if handle.is_alive() {
             Ok(())
         } else {
             Err(managed::RecycleError::message("the SDK host is gone"))

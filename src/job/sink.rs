@@ -31,7 +31,8 @@ pub enum Flow {
 /// An output that was not delivered; the job is handed back undecided.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// The door is stopping (a drain ran out of time, its session ended): the job is cancelled.
+    /// The door is stopping (a drain ran out of time, its broker session ended): the job is
+    /// cancelled.
     #[error("the door is stopping")]
     Stopped,
     /// The output was refused or could not be delivered.

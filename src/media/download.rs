@@ -314,7 +314,7 @@ fn fetch_chunk(
     loop {
         match fetch(index) {
             Ok(chunk) => return Ok(chunk),
-            // Not an SDK host's death or hang: its session is gone, the job retries afresh.
+            // Not an SDK host's death or hang: its SDK handle is gone, the job retries afresh.
             Err(err)
                 if err.class() == ErrorClass::Transient
                     && !matches!(err, SdkError::Host { .. })

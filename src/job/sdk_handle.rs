@@ -1,5 +1,5 @@
 //! Where SDK calls run: the library in this process, or an SDK host per handle
-//! ([`crate::sdk_host`]). A [`Session`] makes the same calls either way; the pools and the job
+//! ([`crate::sdk_host`]). A [`Handle`] makes the same calls either way; the pools and the job
 //! code do not tell them apart.
 
 use std::sync::Arc;
@@ -19,25 +19,26 @@ pub enum Backend {
     Hosts(HostSpawner),
 }
 
-/// One SDK handle for one corp, used by one thread at a time.
-pub enum Session {
+/// One SDK handle of one corp, used by one thread at a time: the library's own handle in this
+/// process, or an SDK host process that holds one.
+pub enum Handle {
     InProcess(SdkHandle),
     Host(HostProcess),
 }
 
 impl Backend {
-    /// A new session for `corpid`. Opening one in process only stores the strings; starting a
+    /// A new handle for `corpid`. Opening one in process only stores the strings; starting a
     /// host takes a process start and a round trip.
-    pub fn open(&self, corpid: &str, secret: &SecretString) -> Result<Session, SdkError> {
+    pub fn open(&self, corpid: &str, secret: &SecretString) -> Result<Handle, SdkError> {
         match self {
-            Self::InProcess(sdk) => sdk.open_handle(corpid, secret).map(Session::InProcess),
-            Self::Hosts(spawner) => spawner.spawn(corpid, secret).map(Session::Host),
+            Self::InProcess(sdk) => sdk.open_handle(corpid, secret).map(Handle::InProcess),
+            Self::Hosts(spawner) => spawner.spawn(corpid, secret).map(Handle::Host),
         }
     }
 }
 
-impl Session {
-    /// Whether the session can take calls: a host may have died while idle in its pool.
+impl Handle {
+    /// Whether the handle can take calls: a host may have died while idle in its pool.
     pub fn is_alive(&mut self) -> bool {
         match self {
             Self::InProcess(_) => true,
@@ -69,7 +70,7 @@ impl Session {
         }
     }
 
-    /// Decrypts a page: RSA in this process either way; `DecryptData` where the session's
+    /// Decrypts a page: RSA in this process either way; `DecryptData` where the handle's
     /// library is. Fails only when the host died or hung during the batch.
     pub fn decrypt_page(
         &mut self,
