@@ -65,6 +65,8 @@ const PATIENCE: Duration = Duration::from_secs(300);
 /// `--sdk-per-corp` of the catch-up's worker: the most SDK hosts it starts for its corp.
 const SDK_PER_CORP: usize = 4;
 
+// A benchmark reads as its list of workloads, top to bottom.
+#[allow(clippy::too_many_lines)]
 fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     // `cargo bench --bench e2e -- media` runs the workloads whose name holds "media".
@@ -73,7 +75,7 @@ fn main() {
         .filter(|arg| !arg.starts_with('-'))
         .collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let openssl = support::openssl_rsa2048_private_ops();
     println!("reference openssl_speed_rsa2048_private_ops_per_s={openssl:.0} cores={cores}");
     let limit = openssl * cores as f64;

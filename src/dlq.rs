@@ -64,7 +64,7 @@ const SHOWN_FIELDS: [&str; 14] = [
 fn redacted_body(data: &[u8]) -> Value {
     match serde_json::from_slice::<Value>(data) {
         Ok(Value::Object(mut object)) => {
-            for (field, value) in object.iter_mut() {
+            for (field, value) in &mut object {
                 if !SHOWN_FIELDS.contains(&field.as_str()) {
                     *value = Value::String("<redacted>".into());
                 }

@@ -8,7 +8,6 @@
 //! - [`error_code`]: the codes failures carry.
 //! - [`cli`]: the command line (`wecom-archive sdk check`, `fetch chatdata`, `fetch media`).
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod backoff;
 pub mod broker;

@@ -38,6 +38,8 @@ fn body(case: &Case) -> Vec<u8> {
         .unwrap_or(bytes)
 }
 
+// A scenario reads top to bottom: its steps are its assertions.
+#[allow(clippy::too_many_lines)]
 #[tokio::test(flavor = "multi_thread")]
 async fn every_bad_input_gets_a_documented_answer_and_a_dead_letter_and_no_worker_dies() {
     let cases = cases();

@@ -378,7 +378,7 @@ async fn sdk_aborts() {
     let mut restarts = 0;
     let mut collector = Collector::default();
     while Instant::now() < deadline && !ids.iter().all(|id| collector.ended(id)) {
-        for worker in workers.iter_mut() {
+        for worker in &mut workers {
             if worker.child.try_wait().unwrap().is_some() {
                 *worker = Worker::start(&vhost, &emulator, &args);
                 restarts += 1;
@@ -691,6 +691,8 @@ const FAULT_SLACK: f64 = 3.0;
 /// first worker is moved off node 0 if it is there, so that they take out one worker's node.
 /// Nothing is lost, every media file is whole, and the worker given every URL leaves the frozen
 /// node within 10 s (its stall, which also holds the cluster's own recovery, is printed).
+// A scenario reads top to bottom: its steps are its assertions.
+#[allow(clippy::too_many_lines)]
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_node_faults() {
     let cluster = Cluster::start(3);

@@ -93,7 +93,7 @@ impl SharedCounters {
         let file = self
             .file
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         file.lock()?;
         let mut bytes = [0u8; 8];
         // A slot past the end of the file has not been counted yet.

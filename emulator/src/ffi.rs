@@ -344,7 +344,7 @@ pub unsafe extern "C" fn DestroySdk(sdk: *mut WeWorkFinanceSdk_t) {
             }
         };
         conclude(rt, rec, result);
-    })
+    });
 }
 
 /// `Slice_t* NewSlice()`: `{NULL, 0}`.

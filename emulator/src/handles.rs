@@ -18,7 +18,8 @@ static LIVE: Mutex<BTreeMap<usize, Arc<Sdk>>> = Mutex::new(BTreeMap::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 fn live() -> MutexGuard<'static, BTreeMap<usize, Arc<Sdk>>> {
-    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+    LIVE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Makes a handle: its address (the C pointer) and itself.

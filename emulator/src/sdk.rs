@@ -194,7 +194,9 @@ impl Sdk {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Session> {
         // A panic while holding the lock aborts the process (see ffi), so poison never matters.
-        self.session.lock().unwrap_or_else(|e| e.into_inner())
+        self.session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -337,7 +337,7 @@ impl Publisher {
                     match (&err, &refused_on) {
                         (PublishError::Returned { .. }, _) => returned += 1,
                         (PublishError::Nacked, Some(channel)) => {
-                            self.renew_channel(channel).await?
+                            self.renew_channel(channel).await?;
                         }
                         _ => {}
                     }

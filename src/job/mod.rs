@@ -27,8 +27,8 @@ pub mod key_cache;
 pub mod parse;
 pub mod results;
 pub mod retry;
-pub mod sdk_pool;
 pub mod sdk_handle;
+pub mod sdk_pool;
 pub mod sink;
 
 pub use self::core::{Core, JobMeta};

@@ -48,7 +48,7 @@ pub fn serve(lib: &Path) -> anyhow::Result<()> {
                 Some(open),
             ) => {
                 let slot = slots.as_mut().zip(*slot);
-                send_media_chunk(open, sdkfileid, index, net, slot, &mut output)?
+                send_media_chunk(open, sdkfileid, index, net, slot, &mut output)?;
             }
             _ => write_frame(&mut output, &answer(&sdk, &mut handle, &request), &[])?,
         }

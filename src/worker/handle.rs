@@ -130,7 +130,7 @@ pub async fn handle<S, T>(
             Ok(Ok(Settle::Ack)) => return transport.ack().await,
             Ok(Ok(Settle::Release)) => {}
             Ok(Err(err)) => {
-                tracing::warn!(error = %err, "job not settled; released for redelivery")
+                tracing::warn!(error = %err, "job not settled; released for redelivery");
             }
             Err(_) => tracing::error!("job handling panicked; released for redelivery"),
         }
