@@ -65,6 +65,8 @@ fn emulator_config(keys_dir: &Path) -> anyhow::Result<Value> {
     ]}))
 }
 
+/// Runs the demo, printing each step to `out`; the exit code says whether every sample came
+/// back as expected. Its temporary files are removed at the end.
 pub fn run(args: DemoArgs, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
     let work = std::env::temp_dir().join(format!("wecom-demo-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&work)?;

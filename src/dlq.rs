@@ -3,8 +3,9 @@
 //! A dead letter is the job as it was published, with headers saying why it died
 //! ([`crate::broker::headers`]). Dead letters are read with `basic.get` and held unacked while
 //! the command runs; what a command does not consume it gives back, in order, and waits until
-//! the queue counts them again, so a `list` followed at once by a `replay` sees them all. Replay republishes to the jobs exchange with the attempts reset, waits for the
-//! broker's confirm, and only then acks the dead copy: a replay never loses a job.
+//! the queue counts them again, so a `list` followed at once by a `replay` sees them all.
+//! Replay republishes to the jobs exchange with the attempts reset, waits for the broker's
+//! confirm, and only then acks the dead copy: a replay never loses a job.
 
 use std::time::{Duration, Instant};
 
@@ -32,13 +33,22 @@ pub struct Filter {
 /// One dead letter as an operator sees it. Credentials in the body are redacted.
 #[derive(Debug, Serialize)]
 pub struct DeadLetter {
+    /// 1-based place in the dead-letter queue, as read.
     pub position: usize,
+    /// The body's `job_id`, if it has one.
     pub job_id: Option<String>,
+    /// The AMQP `message_id` of the dead job.
     pub message_id: Option<String>,
+    /// The code of the error it died with (the `x-wecom-error-code` header).
     pub error_code: Option<i64>,
+    /// That code's snake_case name (`x-wecom-error-name`).
     pub error_name: Option<String>,
+    /// The error's message (`x-wecom-error-message`).
     pub error_message: Option<String>,
+    /// The attempt it died on, as its header says, signed or not (1 when absent).
     pub attempts: u32,
+    /// The job body, every field but a few known-safe ones `<redacted>`; a body that is not a
+    /// JSON object is shown as its length.
     pub body: Value,
 }
 
@@ -199,10 +209,15 @@ pub async fn list(
     Ok(selected.into_iter().map(|f| f.letter).collect())
 }
 
+/// Why a replay stopped; the dead letters not yet replayed stay in (or go back to) their
+/// queue.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
+    /// Reading, acking or giving back dead letters failed.
     #[error(transparent)]
     Broker(#[from] lapin::Error),
+    /// A dead letter could not be republished (returned, nacked, or the connection failed);
+    /// it is kept.
     #[error("republishing failed, the dead letter is kept: {0}")]
     Publish(#[from] PublishError),
 }

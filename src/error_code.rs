@@ -57,10 +57,12 @@ pub enum ProjectCode {
 }
 
 impl ProjectCode {
+    /// The number on the wire, in 20000-29999.
     pub fn code(self) -> i64 {
         self as i64
     }
 
+    /// The code's stable snake_case name on the wire (`invalid_job`, `unknown_corp`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Self::InputRefused => "input_refused",
@@ -89,15 +91,20 @@ impl ProjectCode {
 /// A failure as reported to a caller: what went wrong and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ErrorInfo {
+    /// An SDK return code (10000-10011), an archive-server `errcode`, or a [`ProjectCode`].
     pub code: i64,
+    /// The code's stable snake_case name (`sdk_network_error`, `server_errcode`, ...).
     pub name: &'static str,
+    /// What happened, for people; never holds a secret.
     pub message: String,
+    /// What can happen next: `transient`, `permanent` or `configuration`.
     pub class: ErrorClass,
     /// Whether trying again can help (the class is `transient`).
     pub retryable: bool,
 }
 
 impl ErrorInfo {
+    /// A failure that is the project's own, under `code`.
     pub fn project(code: ProjectCode, class: ErrorClass, message: impl Into<String>) -> Self {
         Self::new(code.code(), code.name(), class, message.into())
     }

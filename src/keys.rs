@@ -27,26 +27,36 @@ pub const KEY_BITS: std::ops::RangeInclusive<usize> = 1024..=4096;
 /// aws-lc-rs takes RSA decryption keys from 2048 bits up.
 const AWS_LC_MIN_BITS: usize = 2048;
 
+/// A private key that cannot be used, named by its version; it holds no key material.
 #[derive(Debug, thiserror::Error)]
 #[error("the private key for publickey_ver {version} is unusable: {problem}")]
 pub struct KeyError {
+    /// The key's `publickey_ver`.
     pub version: u32,
+    /// What is wrong with it.
     pub problem: KeyProblem,
 }
 
+/// What is wrong with a private key's PEM.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyProblem {
+    /// No `RSA PRIVATE KEY` or `PRIVATE KEY` PEM block, or one without its end line.
     #[error("not a PEM private key (expected BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY)")]
     NotPem,
+    /// The key is encrypted (PKCS#8 `ENCRYPTED PRIVATE KEY`, or a traditional PEM with
+    /// `Proc-Type` headers); it must be decrypted first.
     #[error(
         "the PEM key is encrypted (ENCRYPTED PRIVATE KEY, or Proc-Type: 4,ENCRYPTED); decrypt it \
          first, e.g. openssl pkey -in key.pem -out plain.pem"
     )]
     Encrypted,
+    /// The block does not decode as an RSA private key; holds the parser's complaint.
     #[error("the PEM does not decode as an RSA private key ({0})")]
     Malformed(String),
+    /// The modulus size in bits is outside [`KEY_BITS`].
     #[error("{0}-bit keys are not supported (1024 to 4096 bits)")]
     UnsupportedSize(usize),
+    /// The key's numbers do not fit together (a corrupt or hand-edited key).
     #[error("the key fails its consistency check")]
     Inconsistent,
 }
@@ -54,8 +64,10 @@ pub enum KeyProblem {
 /// Why the RSA step of one message failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RsaFailure {
+    /// No key is configured for this `publickey_ver`.
     #[error("no private key for publickey_ver {0}")]
     NoKey(u32),
+    /// Decrypting with the key of this `publickey_ver` failed: the wrong key, or corrupt data.
     #[error("RSA decryption of encrypt_random_key failed (wrong key for publickey_ver {0}, or corrupt data)")]
     DecryptFailed(u32),
 }
@@ -80,6 +92,7 @@ impl fmt::Debug for KeyRing {
 }
 
 impl KeyRing {
+    /// An empty ring.
     pub fn new() -> Self {
         Self::default()
     }
@@ -92,6 +105,7 @@ impl KeyRing {
         Ok(())
     }
 
+    /// Whether the ring holds no key (an inline corp of a media job has none).
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

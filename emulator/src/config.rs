@@ -27,7 +27,8 @@
 //!   versions 1 and 2, the public halves of `tests/fixtures/keys/v1.pem` and `v2.pem`.
 //! - `message_count`: the archive holds seqs `1..=message_count`; `seed` decides every byte.
 //! - `seq_gap_probability`: each of those seqs is missing from the archive with this chance
-//!   (drawn per seq from the seed), so seqs have gaps as a real corp's may ([`holds_seq`]).
+//!   (drawn per seq from the seed), so seqs have gaps as a real corp's may
+//!   ([`crate::chat::holds_seq`]).
 //! - `short_page_probability`: a `GetChatData` answer that could hold more than one message
 //!   holds fewer than `limit` with this chance: between 1 and `limit - 1`, drawn from the seed,
 //!   the `seq` and the `limit` asked (so the same call gives the same answer). A real server may

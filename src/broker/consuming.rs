@@ -58,7 +58,9 @@ impl Consumed {
 /// A job queue consumed: which, and its deliveries (the answered consumer's and any late
 /// one's).
 pub struct Consuming {
+    /// The job kind whose queue this is.
     pub kind: JobKind,
+    /// One stream per consumer the broker answered: usually one, two if a late answer came.
     pub deliveries: Vec<BoxStream<'static, Next>>,
 }
 
@@ -90,7 +92,7 @@ impl Consuming {
 
 /// Consumes `kind`'s job queue with `prefetch` unacked deliveries per consumer, each consumer
 /// noted in `asked` before it is asked for. Asks again every [`CONSUME_ANSWER`] for
-/// [`FAILOVER_WINDOW`], then after twice as long each time (up to [`LONGEST_CONSUME_WAIT`]),
+/// `FAILOVER_WINDOW`, then after twice as long each time (up to `LONGEST_CONSUME_WAIT`),
 /// until the broker answers one.
 pub async fn consume(
     connection: &Connection,

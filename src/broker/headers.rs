@@ -20,8 +20,11 @@ pub const ATTEMPT_MAC: &str = "x-wecom-attempt-mac";
 pub const PROGRESS: &str = "x-wecom-progress";
 /// The signature of [`PROGRESS`].
 pub const PROGRESS_MAC: &str = "x-wecom-progress-mac";
+/// On a dead letter: the numeric code of the failure that killed the job.
 pub const ERROR_CODE: &str = "x-wecom-error-code";
+/// On a dead letter: the failure's stable snake_case name.
 pub const ERROR_NAME: &str = "x-wecom-error-name";
+/// On a dead letter: the failure's message, for people.
 pub const ERROR_MESSAGE: &str = "x-wecom-error-message";
 /// `true` on a job whose caller waits for its results on its `reply_to` queue and wants them
 /// nowhere else (the HTTP gateway's jobs): no copy in the result queues, which nobody would
@@ -54,6 +57,7 @@ const TRAVEL: [&str; 15] = [
     ACQUIRED_COUNT,
 ];
 
+/// The raw value of header `key`, if the message has headers and that one among them.
 pub fn get<'a>(headers: Option<&'a FieldTable>, key: &str) -> Option<&'a AMQPValue> {
     headers?.inner().get(key)
 }
@@ -140,10 +144,12 @@ pub fn signed_progress(
     serde_json::from_str(&text).map(Some).map_err(|_| PROGRESS)
 }
 
+/// A dead letter's [`ERROR_CODE`], if present and an integer.
 pub fn error_code(headers: Option<&FieldTable>) -> Option<i64> {
     get(headers, ERROR_CODE).and_then(as_i64)
 }
 
+/// The text of header `key` ([`ERROR_NAME`], [`ERROR_MESSAGE`]), if present and a string.
 pub fn error_text(headers: Option<&FieldTable>, key: &str) -> Option<String> {
     get(headers, key).and_then(as_text)
 }

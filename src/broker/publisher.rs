@@ -30,19 +30,28 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 
+/// Why a message was not published. [`PublishError::ends_session`] says which failures
+/// take the broker session down with them.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// The broker returned the `mandatory` message as unroutable: no queue is bound.
     #[error("the broker returned the message: no queue is bound for {exchange}/{routing_key}")]
     Returned {
+        /// The exchange it was published to.
         exchange: String,
+        /// The routing key no queue was bound for.
         routing_key: String,
     },
+    /// The broker nacked the message: a queue is full, or a quorum queue has no leader.
     #[error("the broker refused the message (nack): a queue may be full")]
     Nacked,
+    /// The connection or the channel failed.
     #[error("the broker connection failed: {0}")]
     Broker(#[from] lapin::Error),
+    /// Given up without an answer: the worker is stopping or its session ended.
     #[error("gave up publishing: the worker is stopping or its broker session ended")]
     Stopped,
+    /// No confirm came within the publisher's confirm timeout (carried here).
     #[error("the broker did not confirm within {0:?}: its node may be down or frozen")]
     ConfirmTimedOut(Duration),
 }
@@ -103,6 +112,8 @@ async fn confirming_channel(connection: &Connection) -> lapin::Result<Channel> {
 }
 
 impl Publisher {
+    /// Opens a confirm-mode channel on `connection`; each publish waits at most
+    /// `confirm_timeout` for its confirm.
     pub async fn open(
         connection: &Arc<Connection>,
         confirm_timeout: Duration,
@@ -296,7 +307,7 @@ impl Publisher {
             .map_err(|_| (PublishError::ConfirmTimedOut(self.confirm_timeout), None))?
     }
 
-    /// Publishes until confirmed, waiting with backoff (up to [`MAX_REFUSED_PAUSE`]) while the
+    /// Publishes until confirmed, waiting with backoff (up to `MAX_REFUSED_PAUSE`) while the
     /// broker refuses (a full result queue, say). Gives up when the connection fails, when
     /// `stop` fires, or after a few returns: the job is then released for redelivery.
     pub async fn publish_until_confirmed(

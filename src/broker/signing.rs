@@ -50,6 +50,7 @@ impl HeaderKey {
 
 /// Signs and checks the headers of one job.
 pub struct JobSigner<'a> {
+    /// The deployment's key, and whether unsigned headers are accepted.
     pub key: &'a HeaderKey,
     kind: JobKind,
     body_digest: [u8; 32],

@@ -26,8 +26,11 @@ use lapin::{Channel, ExchangeKind};
 
 use crate::job::JobKind;
 
+/// The direct exchange jobs are published to; the routing key is the job kind's queue.
 pub const JOBS_EXCHANGE: &str = "wecom.jobs";
+/// The direct exchange the job queues dead-letter into, bound to the `.dead` queues.
 pub const DEAD_EXCHANGE: &str = "wecom.dead";
+/// The direct exchange results and failures are published to (see [`result_routing_key`]).
 pub const RESULTS_EXCHANGE: &str = "wecom.results";
 
 /// The queue a job kind is consumed from (also its routing key).
@@ -40,7 +43,7 @@ pub fn dead_queue(kind: JobKind) -> String {
     format!("{}.dead", kind.name())
 }
 
-/// The queue the results (and failures) of a job kind go to, and its routing key.
+/// The queue the results (and failures) of a job kind go to.
 pub fn result_queue(kind: JobKind) -> &'static str {
     match kind {
         JobKind::FetchChatdata => "chatdata-results",
@@ -48,6 +51,8 @@ pub fn result_queue(kind: JobKind) -> &'static str {
     }
 }
 
+/// The routing key on [`RESULTS_EXCHANGE`] of a job kind's results (its result type,
+/// `chatdata-page` or `media`), to which [`result_queue`] is bound.
 pub fn result_routing_key(kind: JobKind) -> &'static str {
     kind.result_type()
 }

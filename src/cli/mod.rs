@@ -2,10 +2,11 @@
 //!
 //! - `sdk check`, `fetch chatdata|media`: the SDK layer directly, without a broker, for
 //!   operators checking a corp's setup and for debugging;
-//! - `worker`, `topology apply`, `publish`, `dlq` ([`broker`]): the service and its operation;
-//! - `serve` ([`serve`]): the HTTP gateway.
+//! - `worker`, `topology apply`, `publish`, `dlq` (module `broker`): the service and its
+//!   operation;
+//! - `serve` (module `serve`): the HTTP gateway.
 //!
-//! Output goes to stdout ([`output`]), logs to stderr.
+//! Output goes to stdout ([`JsonLines`], module `output`), logs to stderr.
 
 mod broker;
 mod config;
@@ -26,6 +27,7 @@ use crate::config::{CorpConfig, LogFormat, NetConfig, SdkLibConfig};
 use crate::sdk::NetOptions;
 use credentials::KeyArg;
 
+/// The parsed command line: the global log format and one subcommand; [`run`] runs it.
 #[derive(Parser)]
 #[command(
     name = "wecom-archive",

@@ -17,6 +17,8 @@ pub struct JsonLines {
 }
 
 impl JsonLines {
+    /// `value` as one line of JSON; buffered until [`JsonLines::flush`] or a
+    /// [`JsonLines::text`].
     pub fn line(&mut self, value: &impl Serialize) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, value)?;
         self.out.write_all(b"\n")
@@ -28,6 +30,7 @@ impl JsonLines {
         self.out.flush()
     }
 
+    /// Writes out the lines buffered so far.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }

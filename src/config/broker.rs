@@ -54,6 +54,8 @@ pub struct TopologyConfig {
 }
 
 impl TopologyConfig {
+    /// The topology to declare with these settings and `policy`'s retry delays (jitter
+    /// variants included).
     pub fn spec(&self, policy: &RetryPolicy) -> TopologySpec {
         TopologySpec {
             delivery_limit: self.delivery_limit,

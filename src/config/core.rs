@@ -10,8 +10,10 @@ use clap::Args;
 use super::SdkLibConfig;
 use crate::job::retry::RetryPolicy;
 
+/// The job core's settings, the same for every door (the worker, the HTTP gateway, the demo).
 #[derive(Clone, Args)]
 pub struct CoreConfig {
+    /// The Finance SDK library to load (`WECOM_SDK_LIB`).
     #[command(flatten)]
     pub sdk: SdkLibConfig,
     /// Where media files are stored.
@@ -56,6 +58,7 @@ pub struct CoreConfig {
     /// Files up to this many bytes may be returned inline (base64) when a job asks.
     #[arg(long, env = "WECOM_INLINE_MAX_BYTES", default_value_t = 1024 * 1024)]
     pub inline_max_bytes: u64,
+    /// Attempts and retry delays.
     #[command(flatten)]
     pub retry: RetryConfig,
 }
@@ -88,6 +91,8 @@ pub struct RetryConfig {
 }
 
 impl RetryConfig {
+    /// The policy the jobs' fates follow: at least one attempt, the delays as given, the
+    /// rest of [`RetryPolicy::default`].
     pub fn policy(&self) -> RetryPolicy {
         RetryPolicy {
             max_attempts: self.max_attempts.max(1),

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+/// The settings of `wecom-archive serve` that are the gateway's own (the rest are the job
+/// core's or the broker's).
 #[derive(Clone, Args)]
 pub struct GatewayConfig {
     /// Address to listen on. Loopback by default: anything else should set a token.
@@ -46,6 +48,7 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// The accept loop's limits: connections at once and the read timeout.
     pub fn connection_limits(&self) -> crate::gateway::ConnectionLimits {
         crate::gateway::ConnectionLimits {
             max_connections: self.max_connections as usize,

@@ -10,8 +10,10 @@ use super::{BrokerConfig, TopologyConfig};
 /// is the job core's configuration ([`super::CoreConfig`]).
 #[derive(Clone, Args)]
 pub struct WorkerConfig {
+    /// Where the broker is and how to log in.
     #[command(flatten)]
     pub amqp: BrokerConfig,
+    /// What the declared queues must agree on (the delivery limit).
     #[command(flatten)]
     pub topology: TopologyConfig,
     /// Unacknowledged deliveries the broker may push to this worker, per job queue.

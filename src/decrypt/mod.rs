@@ -2,9 +2,9 @@
 //! `publickey_ver` ([`crate::keys`]), `DecryptData` ([`crate::sdk`]), then lenient JSON.
 //!
 //! A message that fails at any step becomes its own [`MessageError`] with seq, msgid and a
-//! typed [`MessageFailure`] (shown as a code on the wire); it never fails the page, so one bad message cannot block a corp's archive. Messages
-//! are independent and RSA dominates the cost, so the page is spread over all cores (rayon);
-//! order is kept.
+//! typed [`MessageFailure`] (shown as a code on the wire); it never fails the page, so one bad
+//! message cannot block a corp's archive. Messages are independent and RSA dominates the cost,
+//! so the page is spread over all cores (rayon); order is kept.
 
 pub mod lenient_json;
 
@@ -22,9 +22,13 @@ use zeroize::Zeroizing;
 /// A decrypted message. `message` is the plaintext JSON, kept verbatim.
 #[derive(Debug, Serialize)]
 pub struct DecryptedMessage {
+    /// The message's place in the corp's archive.
     pub seq: u64,
+    /// WeCom's id of the message.
     pub msgid: String,
+    /// The version of the corp's public key the message's random key was encrypted with.
     pub publickey_ver: u32,
+    /// The decrypted JSON (`msgtype`, `from`, `tolist`, ...): its shape is WeCom's.
     pub message: Box<RawValue>,
     /// The message as the archive gave it, when the job asked for it (`include_encrypted`).
     #[serde(flatten)]
@@ -35,7 +39,9 @@ pub struct DecryptedMessage {
 /// what the seed service's answers carried beside the decrypted message.
 #[derive(Debug, Clone, Serialize)]
 pub struct Ciphertext {
+    /// The message's random key, RSA-encrypted for its `publickey_ver`, base64.
     pub encrypt_random_key: String,
+    /// The message, encrypted with its random key by the archive; `DecryptData` opens it.
     pub encrypt_chat_msg: String,
 }
 
@@ -51,9 +57,13 @@ impl From<EncryptedMessage> for Ciphertext {
 /// A message that could not be decrypted, and why.
 #[derive(Debug, Serialize)]
 pub struct MessageError {
+    /// The message's place in the corp's archive.
     pub seq: u64,
+    /// WeCom's id of the message.
     pub msgid: String,
+    /// The version of the corp's public key the message's random key was encrypted with.
     pub publickey_ver: u32,
+    /// Why; on the wire, its [`ErrorInfo`].
     #[serde(serialize_with = "wire_form")]
     pub error: MessageFailure,
     /// The message as the archive gave it, when the job asked for it (`include_encrypted`).
@@ -64,13 +74,16 @@ pub struct MessageError {
 /// Why one message could not be decrypted.
 #[derive(Debug, thiserror::Error)]
 pub enum MessageFailure {
+    /// The message's `encrypt_random_key` is not base64.
     #[error("encrypt_random_key is not base64")]
     RandomKeyNotBase64,
+    /// No private key for the message's `publickey_ver`, or RSA decryption with it failed.
     #[error(transparent)]
     Rsa(#[from] RsaFailure),
     /// `DecryptData` failed.
     #[error(transparent)]
     Sdk(#[from] SdkError),
+    /// The decrypted message is not JSON, even read leniently; holds the parser's complaint.
     #[error("the decrypted message is not JSON: {0}")]
     NotJson(String),
 }
@@ -113,9 +126,12 @@ fn wire_form<S: Serializer>(failure: &MessageFailure, serializer: S) -> Result<S
     failure.info().serialize(serializer)
 }
 
+/// A page decrypted: each of its messages in one of the two lists, both in the page's order.
 #[derive(Debug, Default, Serialize)]
 pub struct DecryptedPage {
+    /// The messages that decrypted.
     pub messages: Vec<DecryptedMessage>,
+    /// The messages that did not, each with why.
     pub errors: Vec<MessageError>,
 }
 

@@ -14,6 +14,8 @@ use super::routes::Gateway;
 use crate::error_code::ProjectCode;
 use crate::sdk::ErrorClass;
 
+/// Middleware of the job endpoints: passes a request on when no token is set or it carries
+/// `Authorization: Bearer <token>`, else answers 401 (20403).
 pub async fn require_token(
     State(gateway): State<Arc<Gateway>>,
     request: Request,

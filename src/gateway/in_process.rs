@@ -15,7 +15,9 @@ use crate::job::fate::{decide, Fate};
 use crate::job::sink::{Flow, Output, OutputSink, SinkError};
 use crate::job::{parse, Core, JobMeta};
 
+/// Runs each request's job on the job core of this process, retries included.
 pub struct InProcess {
+    /// The job core (SDK pools, keys, media store) the jobs run on.
     pub core: Arc<Core>,
     /// How long a request may wait for its job, retries included.
     pub patience: Duration,
@@ -33,6 +35,9 @@ impl OutputSink for Kept {
 }
 
 impl InProcess {
+    /// Runs `job` until it succeeds or fails for good, retrying transient failures while the
+    /// request's patience lasts: its result message, or its failure result. `Err` when it
+    /// timed out or the gateway is stopping.
     pub async fn run(&self, job: &HttpJob, cancel: &CancellationToken) -> Result<Vec<u8>, Problem> {
         let deadline = Instant::now() + self.patience;
         let timed_out = || Problem::timed_out(self.patience.as_secs());

@@ -2,8 +2,8 @@
 //! the SDK that this project replaces), whose clients work unchanged when pointed here, and a
 //! versioned API beside it. `wecom-archive serve` runs it ([`run`]).
 //!
-//! - [`config`]: its settings; [`connections`]: the accept loop and its limits; [`routes`]: the
-//!   endpoints; [`auth`]: the optional token;
+//! - [`GatewayConfig`](crate::config::GatewayConfig): its settings; [`connections`]: the
+//!   accept loop and its limits; [`routes`]: the endpoints; [`auth`]: the optional token;
 //!   [`request`]: a body made a job; [`compat`]: the seed service's answer shapes; [`problem`]:
 //!   failures as HTTP answers; [`media_body`]: stored files streamed; [`openapi`]: the API
 //!   description and its docs page;
@@ -39,7 +39,7 @@ pub use routes::Gateway;
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// Serves `gateway` on `listen` within `limits` until `shutdown` fires; answers under way then
-/// get [`DRAIN`] to finish.
+/// get `DRAIN` (10 s) to finish.
 pub async fn run(
     gateway: Arc<Gateway>,
     listen: SocketAddr,

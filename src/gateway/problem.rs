@@ -16,6 +16,7 @@ use crate::sdk::ErrorClass;
 /// A failure, ready to answer.
 #[derive(Debug)]
 pub struct Problem {
+    /// The HTTP status to answer with (see [`status_for`]).
     pub status: StatusCode,
     body: Vec<u8>,
 }
@@ -72,6 +73,8 @@ impl Problem {
         }
     }
 
+    /// The request waited `seconds` without a result: 20401, with 504; the job may still
+    /// finish.
     pub fn timed_out(seconds: u64) -> Self {
         Self::new(
             ProjectCode::JobTimedOut,
@@ -80,6 +83,7 @@ impl Problem {
         )
     }
 
+    /// The gateway cannot run the job now (stopping, no broker): 20404, with 503.
     pub fn unavailable(why: impl Into<String>) -> Self {
         Self::new(ProjectCode::GatewayUnavailable, ErrorClass::Transient, why)
     }

@@ -12,6 +12,8 @@ use super::runner::HttpJob;
 use crate::job::parse::{is_valid_job_id, MAX_JOB_BYTES};
 use crate::job::{parse, InvalidJob, Job, JobKind};
 
+/// A request body as the endpoint's extractor got it: the bytes, or why they could not be
+/// read (too large, cut off), which becomes a refusal.
 pub type Body = Result<Bytes, BytesRejection>;
 
 /// What an endpoint makes of a request body.

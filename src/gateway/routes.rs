@@ -1,4 +1,4 @@
-//! The endpoints: a job request's body is made a job ([`request::prepare`]), run by the
+//! The endpoints: a job request's body is made a job ([`prepare`]), run by the
 //! [`Runner`], and its result answered in the endpoint's shape: the seed service's
 //! ([`compat`]) or the worker's (`/v1`). Beside them: `/`, the API description, and the
 //! telemetry routes (`/metrics`, `/healthz`, `/readyz`).
@@ -30,17 +30,23 @@ use crate::telemetry::endpoints::{self, Telemetry};
 
 /// What the endpoints share.
 pub struct Gateway {
+    /// Where the jobs run: in this process or on the workers.
     pub runner: Runner,
     /// The media store the results' files are read from.
     pub media_root: PathBuf,
+    /// The largest file the seed service's media endpoint answers, in bytes; larger ones get
+    /// 20402 (`/v1/media` streams any size).
     pub compat_media_max_bytes: u64,
     /// The bearer token job requests must carry, if any.
     pub token: Option<SecretString>,
     /// Fires when the gateway stops: running jobs are given up (503).
     pub shutdown: CancellationToken,
+    /// Served beside the endpoints: `/metrics`, `/healthz`, `/readyz`.
     pub telemetry: Telemetry,
 }
 
+/// Every route: the job endpoints (behind the token, if any, and the body size limit), `/`,
+/// `/openapi.json`, `/docs`, and the telemetry routes.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let [compat_chat_path, compat_media_path, v1_chat_path, v1_media_path] = openapi::JOB_PATHS;
     let jobs = Router::new()

@@ -12,6 +12,7 @@ use crate::job::JobKind;
 /// A request's job: one page of chat, or one media file.
 #[derive(Debug)]
 pub struct HttpJob {
+    /// The endpoint's job kind (chat or media).
     pub kind: JobKind,
     /// The job as JSON, validated.
     pub body: Vec<u8>,
@@ -22,8 +23,11 @@ pub struct HttpJob {
     pub correlation_id: String,
 }
 
+/// Where the gateway's jobs run, chosen at start (`--via-broker`).
 pub enum Runner {
+    /// On the job core of this process (the default).
     InProcess(InProcess),
+    /// On the workers, published through RabbitMQ.
     ViaBroker(ViaBroker),
 }
 

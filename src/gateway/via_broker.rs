@@ -30,6 +30,8 @@ use crate::broker::topology::JOBS_EXCHANGE;
 use crate::broker::{Broker, Publisher};
 use crate::telemetry::{Metrics, Readiness};
 
+/// Runs each request's job on the workers: publishes it with the gateway's reply queue and
+/// waits there for its result.
 pub struct ViaBroker {
     shared: Arc<Shared>,
     patience: Duration,
@@ -73,6 +75,9 @@ impl ViaBroker {
         Self { shared, patience }
     }
 
+    /// Publishes `job` and waits for its result message, the publish included, at most the
+    /// gateway's patience. `Err` (503 or 504) without a broker session, when the publish
+    /// fails, the session is lost, the wait runs out, or `cancel` fires.
     pub async fn run(&self, job: &HttpJob, cancel: &CancellationToken) -> Result<Vec<u8>, Problem> {
         // Publishing counts against the request's time too (a broker under a resource alarm
         // does not confirm at all).

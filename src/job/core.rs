@@ -143,10 +143,13 @@ where
 }
 
 impl<S> Core<S> {
+    /// The retry policy, as configured: what a door passes to [`super::fate::decide`], and
+    /// declares its delay queues from.
     pub fn policy(&self) -> &RetryPolicy {
         &self.policy
     }
 
+    /// What the core records of its work, shared with the doors that record theirs here.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }

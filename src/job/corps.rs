@@ -23,19 +23,28 @@ use crate::keys::{KeyError, KeyRing};
 /// A corp ready to work with.
 #[derive(Debug)]
 pub struct Corp {
+    /// The corp's id, as the SDK and the results name it.
     pub corpid: String,
+    /// The corp's chat-archive secret, for opening SDK handles.
     pub secret: SecretString,
+    /// The private keys, by `publickey_ver`; an inline corp's are parsed for chat jobs only,
+    /// and empty for a media job.
     pub keys: Arc<KeyRing>,
 }
 
+/// Why a job's corp could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum CorpError {
+    /// The job names a corp alias that is not in the worker's corp directory.
     #[error("no corp named {0:?} in the worker's corp directory")]
     UnknownAlias(String),
+    /// The job carries inline credentials and this worker is configured to refuse them.
     #[error("inline credentials are turned off on this worker; name a corp alias instead")]
     InlineRefused,
+    /// The job gives neither a corp alias nor both `corpid` and `secret`.
     #[error("the job names neither a corp alias nor corpid and secret")]
     Missing,
+    /// An inline private key is unusable.
     #[error(transparent)]
     Key(#[from] KeyError),
 }
@@ -44,7 +53,9 @@ pub enum CorpError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum SecretSource {
+    /// `{"file": "..."}`: the file's content, surrounding whitespace dropped.
     File(PathBuf),
+    /// `{"env": "..."}`: the value of this environment variable, surrounding whitespace dropped.
     Env(String),
 }
 

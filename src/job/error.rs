@@ -13,6 +13,7 @@ use crate::sdk::{ErrorClass, SdkError};
 use super::corps::CorpError;
 use super::parse::InvalidJob;
 
+/// Why a job failed: every error a run, or a door before it, can end a job with.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     /// The body is not a valid job.
@@ -37,20 +38,31 @@ pub enum JobError {
     /// The message is not valid AMQP though the broker took it: `what` says why (a property or
     /// header name that is not UTF-8, headers nested too deep).
     #[error("the message is not valid AMQP: {what}; it is not run")]
-    MalformedMessage { what: String },
+    MalformedMessage {
+        /// What the AMQP parser had to repair, in words (`its message_id property is not
+        /// UTF-8`, say).
+        what: String,
+    },
     /// The job carries one of the worker's own headers (its attempt or progress) that no worker
     /// of this deployment signed for it: a publisher set or copied it.
     #[error(
         "the job carries a {header} header that no worker of this deployment signed for it; \
          publish jobs without it (dlq replay removes what it must)"
     )]
-    UntrustedHeader { header: &'static str },
+    UntrustedHeader {
+        /// The header's name ([`crate::broker::headers::ATTEMPT`] or
+        /// [`crate::broker::headers::PROGRESS`]).
+        header: &'static str,
+    },
     /// The broker delivered the job this many times and no delivery was settled.
     #[error(
         "delivered {deliveries} times and never settled (its worker died, e.g. on an SDK abort, \
          lost the broker, or released it unstarted); not run again"
     )]
-    DeliveryLimitReached { deliveries: u32 },
+    DeliveryLimitReached {
+        /// Deliveries the broker counted.
+        deliveries: u32,
+    },
 }
 
 impl JobError {

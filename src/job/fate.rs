@@ -15,7 +15,10 @@ use super::sink::SinkError;
 pub enum Stop {
     /// The job failed; `progress` is how far a chat job got (pages already delivered).
     Failed {
+        /// The error; its class weighs in the choice between a retry and a failure.
         error: JobError,
+        /// Where a chat job's retry goes on from (after the pages it published); `None` for
+        /// a media job, or a failure before the run began.
         progress: Option<ChatProgress>,
     },
     /// Its cancellation token fired (a drain ran out of time, the broker session was lost).
@@ -51,20 +54,40 @@ pub enum Fate {
     Done,
     /// Deliver the job again after `delay`, going on from `progress`.
     Retry {
+        /// Why the attempt failed; transient.
         error: JobError,
+        /// One of the retry policy's delays ([`RetryPolicy::all_delays`]).
         delay: Duration,
+        /// Where the retry copy goes on from, as in [`Stop::Failed`].
         progress: Option<ChatProgress>,
     },
     /// Report the failure and dead-letter the job.
-    Fail { error: JobError },
+    Fail {
+        /// Why: a permanent or configuration error, or a transient one on the last attempt.
+        error: JobError,
+    },
     /// Hand the job back unsettled, for this or another worker to run again; counted as a
     /// delivery by the broker. `unpublished` says which output could not be delivered, if
     /// that is why.
-    Release { unpublished: Option<SinkError> },
+    Release {
+        /// Why an output could not be delivered; `None` when the job was cancelled.
+        unpublished: Option<SinkError>,
+    },
 }
 
 /// The fate of a job whose attempt `attempt` (1-based) ended as `ended`; `random` is a uniform
 /// draw in [0, 1) that picks a retry delay's jitter variant.
+///
+/// ```
+/// use wecom_archive::job::fate::{decide, Fate, Stop};
+/// use wecom_archive::job::retry::RetryPolicy;
+///
+/// let policy = RetryPolicy::default();
+/// assert!(matches!(decide(Ok(()), 1, &policy, 0.5), Fate::Done));
+/// // A cancelled run (its worker is stopping) goes back to the broker unsettled.
+/// let cancelled = decide(Err(Stop::Cancelled), 1, &policy, 0.5);
+/// assert!(matches!(cancelled, Fate::Release { unpublished: None }));
+/// ```
 pub fn decide(ended: Result<(), Stop>, attempt: u32, policy: &RetryPolicy, random: f64) -> Fate {
     match ended {
         Ok(()) => Fate::Done,

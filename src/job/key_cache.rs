@@ -16,12 +16,14 @@ use sha2::{Digest, Sha256};
 use super::contract::InlineKey;
 use crate::keys::{KeyError, KeyRing};
 
+/// Parsed inline key sets, by a digest of their versions and PEMs; least recently used out.
 pub struct KeyCache {
     /// `None` when the capacity is 0: every job parses its keys.
     sets: Option<Mutex<LruCache<[u8; 32], Arc<KeyRing>>>>,
 }
 
 impl KeyCache {
+    /// A cache of up to `capacity` key sets; 0 keeps none, and every job parses its keys.
     pub fn new(capacity: usize) -> Self {
         Self {
             sets: NonZeroUsize::new(capacity).map(|cap| Mutex::new(LruCache::new(cap))),
@@ -52,6 +54,7 @@ impl KeyCache {
             .map_or(0, |sets| sets.lock().expect("never poisoned").len())
     }
 
+    /// Whether no key set is cached (always, at capacity 0).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

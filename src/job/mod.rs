@@ -2,9 +2,10 @@
 //! does not know whether a job came from AMQP or HTTP, nor where media is stored: a door hands
 //! it a parsed job and a sink, and carries out the fate it decides.
 //!
-//! - [`config`]: the core's settings; [`core`]: the [`Core`], built once from them, and
-//!   [`Core::run`];
-//! - [`contract`]: the JSON shapes of jobs and results; [`parse`]: bytes to a validated [`Job`];
+//! - [`CoreConfig`](crate::config::CoreConfig): the core's settings; [`core`]: the [`Core`],
+//!   built once from them, and [`Core::run`];
+//! - [`contract`]: the JSON shapes of jobs and results; [`parse`](mod@parse): bytes to a
+//!   validated [`Job`];
 //!   [`results`]: building the results;
 //! - [`corps`]: credentials, from a job or the corp directory; [`key_cache`]: inline keys
 //!   parsed once; [`sdk_handle`]: an SDK handle in process or in an SDK host; [`sdk_pool`]:

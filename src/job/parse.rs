@@ -43,11 +43,14 @@ fn compile(schema: &str) -> Validator {
 /// A job, typed.
 #[derive(Debug)]
 pub enum Job {
+    /// A `fetch-chatdata` job.
     Chatdata(ChatdataJob),
+    /// A `fetch-media` job.
     Media(MediaJob),
 }
 
 impl Job {
+    /// Which kind of job it is.
     pub fn kind(&self) -> JobKind {
         match self {
             Self::Chatdata(_) => JobKind::FetchChatdata,
@@ -55,6 +58,7 @@ impl Job {
         }
     }
 
+    /// The job's `job_id` field, if it has one (not the AMQP `message_id`).
     pub fn job_id(&self) -> Option<&str> {
         match self {
             Self::Chatdata(job) => job.job_id.as_deref(),
@@ -67,12 +71,27 @@ impl Job {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind} job: {reason}", kind = kind.name())]
 pub struct InvalidJob {
+    /// The kind the body was sent as (its routing key or endpoint).
     pub kind: JobKind,
+    /// The body's `job_id`, when it could be read and is itself valid; `None` otherwise.
     pub job_id: Option<String>,
+    /// Why, naming the field and the rule it breaks, not the value.
     pub reason: String,
 }
 
-/// Parses and validates a job of `kind`.
+/// Parses and validates a job of `kind`. A refusal names the field and the rule it breaks,
+/// never the value (a value may be a secret).
+///
+/// ```
+/// use wecom_archive::job::{parse, Job, JobKind};
+///
+/// let body = br#"{"corp": "acme", "seq": 100, "limit": 50}"#;
+/// let Ok(Job::Chatdata(job)) = parse(JobKind::FetchChatdata, body) else { panic!() };
+/// assert_eq!((job.seq, job.limit), (100, 50));
+///
+/// let refused = parse(JobKind::FetchChatdata, br#"{"corp": "acme", "limit": 5000}"#);
+/// assert!(refused.unwrap_err().reason.contains("limit"));
+/// ```
 pub fn parse(kind: JobKind, body: &[u8]) -> Result<Job, InvalidJob> {
     let invalid = |job_id: Option<String>, reason: String| InvalidJob {
         kind,

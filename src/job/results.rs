@@ -1,5 +1,5 @@
 //! Building the results a job publishes: a chat page, a media file, a failure. All three go
-//! through [`JobMeta::output`], so they carry the same envelope, built the same way.
+//! through `JobMeta::output`, so they carry the same envelope, built the same way.
 
 use serde::Serialize;
 

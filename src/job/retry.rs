@@ -14,6 +14,7 @@ use crate::sdk::ErrorClass;
 /// Delay variants per tier.
 pub const JITTER_STEPS: u32 = 3;
 
+/// How many times a job is tried, and how long it waits before each retry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
@@ -28,7 +29,10 @@ pub struct RetryPolicy {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// Try again after `delay` (one of [`RetryPolicy::all_delays`]).
-    Retry { delay: Duration },
+    Retry {
+        /// How long the job waits in its delay queue.
+        delay: Duration,
+    },
     /// Stop: publish the failure and dead-letter the job.
     GiveUp,
 }
@@ -77,6 +81,24 @@ impl RetryPolicy {
 
     /// The decision after attempt `attempt` failed with an error of `class`; `random` is a
     /// uniform draw in [0, 1) that picks the jitter variant.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wecom_archive::job::retry::{Decision, RetryPolicy};
+    /// use wecom_archive::sdk::ErrorClass;
+    ///
+    /// let policy = RetryPolicy {
+    ///     max_attempts: 3,
+    ///     delays: vec![Duration::from_secs(5), Duration::from_secs(30)],
+    ///     jitter: 0.0,
+    /// };
+    /// let retry = |attempt| policy.decide(attempt, ErrorClass::Transient, 0.5);
+    /// assert_eq!(retry(1), Decision::Retry { delay: Duration::from_secs(5) });
+    /// assert_eq!(retry(2), Decision::Retry { delay: Duration::from_secs(30) });
+    /// assert_eq!(retry(3), Decision::GiveUp);
+    /// // Only a transient error is retried.
+    /// assert_eq!(policy.decide(1, ErrorClass::Permanent, 0.5), Decision::GiveUp);
+    /// ```
     pub fn decide(&self, attempt: u32, class: ErrorClass, random: f64) -> Decision {
         if class != ErrorClass::Transient || !self.allows_retry_after(attempt) {
             return Decision::GiveUp;

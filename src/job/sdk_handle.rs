@@ -22,7 +22,9 @@ pub enum Backend {
 /// One SDK handle of one corp, used by one thread at a time: the library's own handle in this
 /// process, or an SDK host process that holds one.
 pub enum Handle {
+    /// The library's handle, called in this process.
     InProcess(SdkHandle),
+    /// An SDK host process holding the handle, called over its socket.
     Host(HostProcess),
 }
 
@@ -46,6 +48,7 @@ impl Handle {
         }
     }
 
+    /// `GetChatData`: up to `limit` encrypted messages with a `seq` greater than `seq`.
     pub fn get_chat_data(
         &mut self,
         seq: u64,
@@ -58,6 +61,7 @@ impl Handle {
         }
     }
 
+    /// `GetMediaData`: the chunk of the file `sdkfileid` at `index` ("" for the first one).
     pub fn get_media_chunk(
         &mut self,
         sdkfileid: &str,

@@ -73,6 +73,8 @@ struct CorpPool {
 }
 
 impl SdkPools {
+    /// No pools yet; each corp's will lend up to `per_corp` handles (at least 1) made by
+    /// `backend`, and close after `idle` without use.
     pub fn new(backend: Backend, per_corp: usize, idle: Duration) -> Self {
         Self {
             backend: Arc::new(backend),

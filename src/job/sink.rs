@@ -14,8 +14,12 @@ use super::contract::{ChatProgress, JobKind};
 /// One result to deliver, serialized once.
 #[derive(Debug)]
 pub struct Output {
+    /// The kind of job it comes from: which result queue it goes to, and its `type`.
     pub kind: JobKind,
+    /// Its de-duplication key (the AMQP `message_id` of the result); `None` when the job had no
+    /// id.
     pub result_id: Option<String>,
+    /// The result message, JSON.
     pub body: Vec<u8>,
 }
 
@@ -40,6 +44,7 @@ pub enum SinkError {
     Refused(Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// Takes a job's outputs, one at a time, for a door to deliver.
 pub trait OutputSink: Send {
     /// The pages after which this sink takes a chat job over ([`Flow::HandedOff`]), if it does:
     /// the core fetches nothing for the pages after them.
@@ -59,6 +64,7 @@ pub trait OutputSink: Send {
 /// Keeps every output in memory, and goes on to the end of every job: for tests of the core.
 #[derive(Debug, Default)]
 pub struct MemorySink {
+    /// Every output emitted, in order, with where its job went on after it.
     pub outputs: Vec<(Output, Option<ChatProgress>)>,
 }
 

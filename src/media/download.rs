@@ -2,9 +2,10 @@
 //!
 //! Start with an empty index, write each chunk as it arrives, pass the returned index back,
 //! stop when the library says the file is finished. Memory holds a few chunks (one per stage
-//! of [`stream`]) whatever the file size. A chunk failing with a transient code is retried at the same index, a bounded
-//! number of times (the official advice: never restart the file); if it still fails, the
-//! partial file and its resume point stay, and the next attempt continues from there.
+//! of `stream`) whatever the file size. A chunk failing with a transient code is retried at the
+//! same index, a bounded number of times (the official advice: never restart the file); if it
+//! still fails, the partial file and its resume point stay, and the next attempt continues from
+//! there.
 //!
 //! A cancelled download stops before its next chunk, keeping the partial file and its resume
 //! point: the job goes back to the broker and its next delivery continues from there.
@@ -42,6 +43,7 @@ pub struct ChunkRetry {
     pub attempts: u32,
     /// Delay before the second call; it doubles for each further one, up to `max_delay`.
     pub first_delay: Duration,
+    /// The longest delay between two calls.
     pub max_delay: Duration,
 }
 
@@ -67,8 +69,11 @@ impl ChunkRetry {
 pub struct MediaReport {
     /// Where the store put the file.
     pub location: String,
+    /// The file's size, in bytes.
     pub size: u64,
+    /// MD5 of the stored bytes, lowercase hex.
     pub md5: String,
+    /// SHA-256 of the stored bytes, lowercase hex.
     pub sha256: String,
     /// Whether `md5` equals the expected `md5sum`; absent when none was given.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,8 +88,16 @@ pub struct MediaReport {
 /// Why a download failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
+    /// A `GetMediaData` call failed (after any retries at the same index), or the library
+    /// answered with a next index that does not move forward.
     #[error("GetMediaData failed at index {index:?}: {source}")]
-    Sdk { index: String, source: SdkError },
+    Sdk {
+        /// The index of the chunk asked for ("" for the first).
+        index: String,
+        /// The call's error.
+        source: SdkError,
+    },
+    /// Opening, writing, reading back or committing the file in the store failed.
     #[error("the media store failed: {0}")]
     Store(#[from] io::Error),
 }
@@ -92,6 +105,7 @@ pub enum DownloadError {
 /// Why a download did not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum Unfinished {
+    /// The download failed; the partial file is kept, unless the store was full.
     #[error(transparent)]
     Failed(#[from] DownloadError),
     /// Stopped by its cancellation token before the next chunk; the partial file is kept.

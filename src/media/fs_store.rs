@@ -36,6 +36,7 @@ pub struct FsStore {
 }
 
 impl FsStore {
+    /// A store under `root`; nothing is created until a file is opened.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }

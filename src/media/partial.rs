@@ -8,7 +8,9 @@ use wecom_sdk_format::media_index::parse_index;
 /// Where an interrupted download continues: the index of the next chunk and the bytes kept.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResumePoint {
+    /// The index to ask `GetMediaData` for next, as the library returned it.
     pub next_index: String,
+    /// Bytes of the file already written, from its start.
     pub bytes: u64,
 }
 
@@ -36,7 +38,10 @@ pub trait PartialMedia {
 
 /// A store hands out partial files by key.
 pub trait MediaStore {
+    /// A file being written into this store.
     type Partial: PartialMedia;
+    /// The partial file of `key`, continuing an earlier attempt's when one left a usable
+    /// resume point for the same file; a fresh one otherwise.
     fn open_partial(&self, key: &MediaKey) -> io::Result<Self::Partial>;
     /// The bytes of a committed file at `location`, refused when larger than `max` bytes.
     fn read_small(&self, location: &str, max: u64) -> io::Result<Vec<u8>>;
@@ -53,6 +58,8 @@ pub struct MediaKey {
 }
 
 impl MediaKey {
+    /// The key of the file `sdkfileid`, with the extension of `file_name_hint` when it is 1 to
+    /// 10 ASCII letters and digits (lowercased).
     pub fn new(sdkfileid: &str, file_name_hint: Option<&str>) -> Self {
         let digest = hex::encode(Sha256::digest(sdkfileid.as_bytes()));
         let extension = file_name_hint

@@ -11,11 +11,17 @@ use super::error::{SdkError, SdkOp};
 /// One message as the archive server returns it, still encrypted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncryptedMessage {
+    /// The message's position in the corp's archive; the next page starts after the
+    /// largest one seen.
     pub seq: u64,
+    /// The archive server's id of the message.
     pub msgid: String,
+    /// The version of the corp's public key the random key was encrypted with; selects the
+    /// private key to decrypt it.
     pub publickey_ver: u32,
     /// Base64 of the RSA PKCS#1 v1.5 ciphertext of the message's random key.
     pub encrypt_random_key: String,
+    /// The message itself, encrypted with the random key; `DecryptData` opens it.
     pub encrypt_chat_msg: String,
 }
 

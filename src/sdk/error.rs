@@ -43,6 +43,8 @@ pub enum SdkCode {
 }
 
 impl SdkCode {
+    /// The code for a raw return value; values outside 10000..=10011 become
+    /// [`SdkCode::Unknown`]. 0 (success) is not a code: see [`check`].
     pub fn from_raw(rc: i32) -> Self {
         match rc {
             10000 => Self::InvalidParameter,
@@ -61,6 +63,7 @@ impl SdkCode {
         }
     }
 
+    /// The numeric value the library returned; the inverse of [`SdkCode::from_raw`].
     pub fn raw(self) -> i32 {
         match self {
             Self::InvalidParameter => 10000,
@@ -151,9 +154,13 @@ pub enum ErrorClass {
 /// The SDK function a failure came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SdkOp {
+    /// `Init`: storing the corp's credentials in a new handle.
     Init,
+    /// `GetChatData`: fetching a page of encrypted chat records.
     GetChatData,
+    /// `GetMediaData`: fetching one chunk of a media file.
     GetMediaData,
+    /// `DecryptData`: decrypting one chat record with its random key.
     DecryptData,
 }
 
@@ -168,24 +175,47 @@ impl fmt::Display for SdkOp {
     }
 }
 
+/// Any failure of an SDK call, whether the library, the archive server, the binding's input
+/// checks or the SDK host process caused it. [`SdkError::class`] says what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum SdkError {
     /// The library returned a non-zero code.
     #[error("{op} returned {code}")]
-    Code { op: SdkOp, code: SdkCode },
+    Code {
+        /// The function that returned it.
+        op: SdkOp,
+        /// The code it returned.
+        code: SdkCode,
+    },
     /// `GetChatData` succeeded but the body carries a server `errcode`.
     #[error("the archive server refused the request: errcode {errcode}: {}", server_errcode_meaning(*errcode, errmsg))]
-    Server { errcode: i64, errmsg: String },
+    Server {
+        /// The server's non-zero `errcode` (301042: IP not whitelisted, 301052: subscription
+        /// expired, ...).
+        errcode: i64,
+        /// The server's `errmsg`, verbatim.
+        errmsg: String,
+    },
     /// The body was not the JSON the documentation describes (a proxy's error page, say).
     #[error("{op} returned a body that is not the documented JSON: {reason}")]
-    MalformedResponse { op: SdkOp, reason: String },
+    MalformedResponse {
+        /// The function whose output did not parse.
+        op: SdkOp,
+        /// What was wrong with it, for the log; never the body itself.
+        reason: String,
+    },
     /// The binding refused the input before the library saw it.
     #[error(transparent)]
     Refused(#[from] Refused),
     /// The SDK host process serving the call died or hung (the library runs in a process of its
     /// own, see `crate::sdk_host`).
     #[error("{op}: {failure}")]
-    Host { op: SdkOp, failure: HostFailure },
+    Host {
+        /// The function the host was running.
+        op: SdkOp,
+        /// How the host failed.
+        failure: HostFailure,
+    },
 }
 
 /// How an SDK host process failed a call.
@@ -193,16 +223,29 @@ pub enum SdkError {
 pub enum HostFailure {
     /// It died during the call: `how` names the signal or the exit status.
     #[error("the SDK host process died during the call ({how})")]
-    Died { how: String },
+    Died {
+        /// The signal or exit status, as text (`killed by signal 6 (SIGABRT)`, say).
+        how: String,
+    },
     /// It did not answer in time and was killed.
     #[error("the SDK host process did not answer within {secs} s and was killed")]
-    Hung { secs: u64 },
+    Hung {
+        /// The deadline that passed, in seconds.
+        secs: u64,
+    },
     /// It could not be started or reached.
     #[error("the SDK host process could not be used: {reason}")]
-    Unusable { reason: String },
+    Unusable {
+        /// Why: a failed spawn or socket, or an answer that breaks the protocol.
+        reason: String,
+    },
 }
 
 impl SdkError {
+    /// What should happen to the job: [`SdkCode::class`] for a library code; a server
+    /// `errcode` is a configuration problem; a refused input is permanent; a dead or hung
+    /// host is transient; an unparseable body is transient for `GetChatData` (most likely a
+    /// proxy answering) and permanent otherwise.
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Code { code, .. } => code.class(),

@@ -22,24 +22,52 @@ pub const TIMEOUT_RANGE: std::ops::RangeInclusive<i32> = 1..=300;
 /// Real sdkfileids are a few hundred characters; anything far longer is not one.
 pub const MAX_ID_LEN: usize = 8 * 1024;
 
+/// An input the binding would not pass to the library. Always permanent: the same input is
+/// refused again. It names the field, never the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
+    /// A string holds a NUL byte, where C would silently cut it short.
     #[error("{field} contains a NUL byte")]
-    InteriorNul { field: &'static str },
+    InteriorNul {
+        /// The field's name (`corpid`, `sdkfileid`, `encrypt_key`, ...).
+        field: &'static str,
+    },
+    /// An identifier that must be present is the empty string.
     #[error("{field} is empty")]
-    Empty { field: &'static str },
+    Empty {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// An identifier is longer than any real one (see [`MAX_ID_LEN`]).
     #[error("{field} is longer than {max} bytes")]
-    TooLong { field: &'static str, max: usize },
+    TooLong {
+        /// The field's name.
+        field: &'static str,
+        /// The limit it exceeded, in bytes.
+        max: usize,
+    },
+    /// Text that goes into a URL or a log (the proxy address) holds a control character.
     #[error("{field} contains a control character")]
-    ControlCharacter { field: &'static str },
+    ControlCharacter {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// A `GetChatData` limit outside [`LIMIT_RANGE`]; carries the limit asked for.
     #[error("limit {0} is outside 1..=1000")]
     LimitOutOfRange(u32),
+    /// A timeout outside [`TIMEOUT_RANGE`]; carries the seconds asked for.
     #[error("timeout {0} is outside 1..=300 seconds")]
     TimeoutOutOfRange(i32),
+    /// The proxy address holds `user:pass@`; credentials go in the proxy password, which is
+    /// kept secret, while the address may be logged.
     #[error("the proxy holds credentials; pass them as the proxy password instead")]
     ProxyCredentials,
+    /// A media index that is neither empty nor `Range:bytes=START-END` with a length that is a
+    /// multiple of 16.
     #[error("the media index is not of the form Range:bytes=START-END with a length that is a multiple of 16")]
     MalformedMediaIndex,
+    /// A `DecryptData` input known to make the library abort the whole process; carries which
+    /// of the documented crashes it would trigger.
     #[error("DecryptData would abort the process on this input: {0}")]
     CrashingInput(Crash),
 }
@@ -76,6 +104,7 @@ pub fn proxy(value: &str) -> Result<CString, Refused> {
     c_string("proxy", value)
 }
 
+/// A `GetChatData` message count, refused outside [`LIMIT_RANGE`].
 pub fn limit(limit: u32) -> Result<u32, Refused> {
     if LIMIT_RANGE.contains(&limit) {
         Ok(limit)
@@ -84,6 +113,7 @@ pub fn limit(limit: u32) -> Result<u32, Refused> {
     }
 }
 
+/// An SDK call's timeout in seconds, refused outside [`TIMEOUT_RANGE`] (0 would mean "never").
 pub fn timeout(seconds: i32) -> Result<i32, Refused> {
     if TIMEOUT_RANGE.contains(&seconds) {
         Ok(seconds)

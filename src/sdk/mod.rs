@@ -1,7 +1,7 @@
 //! The SDK layer: a safe binding to `libWeWorkFinanceSdk_C.so`.
 //!
-//! - [`ffi`]: loading the library, the SDK handle and the C buffers; all of the crate's
-//!   `unsafe` is there.
+//! - `ffi` (private; its public types are re-exported here): loading the library, the SDK
+//!   handle and the C buffers; all of the crate's `unsafe` is there.
 //! - [`guard`]: the checks every input passes before the library sees it.
 //! - [`error`]: the one error type, with the raw code kept and a retry class.
 //! - [`chat_page`]: reading `GetChatData`'s body.

@@ -43,6 +43,7 @@ const SOCKET_BUFFER: usize = 1 << 20;
 pub struct HostSpawner {
     /// The `wecom-archive` binary (this process's own, normally).
     pub exe: PathBuf,
+    /// The Finance SDK (`libWeWorkFinanceSdk_C.so`) each host loads with `--lib`.
     pub lib: PathBuf,
     /// A network call (`GetChatData`, `GetMediaData`) not answered within this is taken for a
     /// hang: its host is killed.

@@ -27,27 +27,40 @@ use crate::sdk::{EncryptedMessage, SdkCode, SdkError, SdkOp};
 /// few MiB).
 const MAX_FRAME: u32 = 64 << 20;
 
+/// What the worker asks of its host, one request at a time; the host answers each with one
+/// [`Response`].
 #[derive(Serialize, Deserialize)]
 pub enum Request {
     /// `NewSdk` + `Init`: the host's one handle.
     Open {
+        /// The corp the handle is for.
         corpid: String,
+        /// The corp's chat-archive secret, in clear (the socket is private to the pair).
         secret: String,
     },
+    /// `GetChatData` on the open handle; answered with [`Response::Page`].
     GetChatData {
+        /// Fetch the messages after this `seq` (0 for the corp's first).
         seq: u64,
+        /// At most this many messages (1..=1000).
         limit: u32,
+        /// Proxy and timeout for the call.
         net: WireNet,
     },
+    /// `GetMediaData` on the open handle: one chunk, answered with [`Response::Chunk`].
     GetMediaData {
+        /// The media file's id, from the decrypted message.
         sdkfileid: String,
+        /// Where the chunk starts: "" for the first, then the previous chunk's `next_index`.
         index: String,
+        /// Proxy and timeout for the call.
         net: WireNet,
         /// The shared slot to put the chunk in, if the worker has one free.
         slot: Option<u32>,
     },
     /// `DecryptData` for each (decrypted random key, `encrypt_chat_msg`) of a page.
     DecryptData {
+        /// The page's messages; answered in the same order by [`Response::Decrypted`].
         items: Vec<(ByteBuf, String)>,
     },
 }
@@ -55,38 +68,58 @@ pub enum Request {
 /// [`crate::sdk::NetOptions`] on the wire.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireNet {
+    /// The proxy address, without credentials.
     pub proxy: Option<String>,
+    /// The proxy's `user:pass`, in clear.
     pub proxy_password: Option<String>,
+    /// The call's timeout in seconds (1..=300).
     pub timeout_secs: i32,
 }
 
+/// The host's answer to one [`Request`]; any request may instead get [`Response::Failed`].
 #[derive(Serialize, Deserialize)]
 pub enum Response {
+    /// The handle of [`Request::Open`] is ready.
     Opened,
+    /// The messages of a `GetChatData` page, still encrypted.
     Page(Vec<EncryptedMessage>),
     /// The chunk's bytes are in the lent slot (`in_slot`: how many), or else the frame's
     /// payload.
     Chunk {
+        /// The index of the next chunk; `None` when this was the last.
         next_index: Option<String>,
+        /// How many bytes were written to the lent slot; `None` when they are the payload.
         in_slot: Option<u32>,
     },
+    /// One result per item of [`Request::DecryptData`], in its order: the plaintext, or why
+    /// that message failed.
     Decrypted(Vec<Result<ByteBuf, WireError>>),
+    /// The call failed as a whole (or no handle was open).
     Failed(WireError),
 }
 
 /// [`SdkError`] on the wire.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum WireError {
+    /// [`SdkError::Code`]: the library returned a non-zero code.
     Code {
+        /// The function that returned it.
         op: SdkOp,
+        /// The code, as the library returned it.
         raw: i32,
     },
+    /// [`SdkError::Server`]: the archive server's `errcode` in a `GetChatData` body.
     Server {
+        /// The server's non-zero `errcode`.
         errcode: i64,
+        /// The server's `errmsg`, verbatim.
         errmsg: String,
     },
+    /// [`SdkError::MalformedResponse`]; also carries a host-side [`SdkError::Host`] as text.
     Malformed {
+        /// The function whose output did not parse.
         op: SdkOp,
+        /// What was wrong, for the log.
         reason: String,
     },
     /// An input the host's guards refused; the worker's own guards refuse them first, so this
@@ -113,6 +146,8 @@ impl From<SdkError> for WireError {
 }
 
 impl WireError {
+    /// Back to an [`SdkError`] on the worker's side; `op` is the call the worker made, used
+    /// where the wire error names none. A refusal becomes a malformed response.
     pub fn into_sdk_error(self, op: SdkOp) -> SdkError {
         match self {
             Self::Code { op, raw } => SdkError::Code {
@@ -171,7 +206,9 @@ pub fn receive_slots(socket: &UnixStream) -> io::Result<Option<OwnedFd>> {
 /// messages' keys) and is wiped once decoded; responses hold none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Holds {
+    /// A [`Request`], read by the host: the frame's bytes are wiped after decoding.
     Secrets,
+    /// A [`Response`], read by the worker: nothing to wipe.
     NoSecret,
 }
 

@@ -20,7 +20,9 @@ use super::readiness::Readiness;
 /// What the routes read.
 #[derive(Clone)]
 pub struct Telemetry {
+    /// The registry `/metrics` encodes.
     pub metrics: Arc<Metrics>,
+    /// The flag `/readyz` answers from (200 when set, 503 otherwise).
     pub readiness: Arc<Readiness>,
 }
 

@@ -79,6 +79,8 @@ struct CorpLabel {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// The process's metrics (names prefixed `wecom_archive_`), shared by every job and door.
+/// Methods record one event or set one gauge.
 pub struct Metrics {
     registry: Registry,
     jobs: Family<JobLabels, Counter>,
@@ -117,6 +119,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Every metric registered, at zero.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("wecom_archive");
         let metrics = Self {
@@ -277,6 +280,7 @@ impl Metrics {
         self.jobs_in_flight.inc_by(change);
     }
 
+    /// How many jobs this process runs at once at most (`WECOM_CONCURRENCY`).
     pub fn set_job_slots(&self, slots: usize) {
         self.job_slots.set(slots as i64);
     }
@@ -294,6 +298,7 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// How many corps have SDK handles open now.
     pub fn set_sdk_pools_open(&self, pools: usize) {
         self.sdk_pools_open.set(pools as i64);
     }
@@ -316,14 +321,17 @@ impl Metrics {
         self.media_bytes.inc_by(bytes as u64);
     }
 
+    /// A media download resumed an interrupted one instead of starting over.
     pub fn media_resumed(&self) {
         self.media_resumes.inc();
     }
 
+    /// Whether the door is connected to the broker (and, for the worker, consuming).
     pub fn set_broker_connected(&self, connected: bool) {
         self.broker_connected.set(i64::from(connected));
     }
 
+    /// A broker session was lost and a new one is being started.
     pub fn broker_reconnecting(&self) {
         self.broker_reconnects.inc();
     }

@@ -8,6 +8,7 @@ use rand::RngCore;
 /// The header's name, on AMQP messages as on HTTP requests.
 pub const TRACEPARENT: &str = "traceparent";
 
+/// A job's place in a W3C trace: the trace it belongs to and its own span in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {
     /// 32 lower-case hex digits.

@@ -35,10 +35,15 @@ pub const REQUEUE: BasicNackOptions = BasicNackOptions {
     requeue: true,
 };
 
+/// One delivered job and what it needs to settle itself on RabbitMQ.
 pub struct AmqpJob {
+    /// The delivery as lapin gave it: the body, and the tag to ack or nack.
     pub delivery: Delivery,
+    /// The job queue it came from.
     pub kind: JobKind,
+    /// Its properties and headers, read once ([`Delivered::read`]).
     pub delivered: Delivered,
+    /// The worker's confirming publisher, for results, retries, continuations and dead letters.
     pub publisher: Publisher,
     /// Signs the attempt and progress of the job's retry copy and continuation.
     pub header_key: Arc<HeaderKey>,

@@ -15,9 +15,13 @@ use crate::job::parse::MAX_JOB_BYTES;
 use crate::job::JobKind;
 use crate::telemetry::TraceContext;
 
+/// A delivery's AMQP properties and headers, read once and checked (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Delivered {
+    /// The AMQP `message_id`; it stands in for a job that names no `job_id` when it would pass
+    /// as one.
     pub message_id: Option<String>,
+    /// The AMQP `correlation_id`, echoed in the job's results.
     pub correlation_id: Option<String>,
     /// A queue the job asked its results to be copied to.
     pub reply_to: Option<String>,
@@ -43,6 +47,8 @@ pub struct Delivered {
 }
 
 impl Delivered {
+    /// Reads `delivery` as a job of `kind`; the attempt and progress headers count only when
+    /// signed with `key` for this job (else [`Delivered::untrusted`] names the header).
     pub fn read(delivery: &Delivery, kind: JobKind, key: &HeaderKey) -> Self {
         let properties = &delivery.properties;
         let table = properties.headers().as_ref();

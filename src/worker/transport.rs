@@ -13,6 +13,8 @@ use crate::job::contract::ChatProgress;
 use crate::job::sink::Output;
 use crate::job::JobKind;
 
+/// Everything a worker may do with one delivered job: read it, publish what it produced, and
+/// settle it.
 pub trait JobTransport: Send + Sync {
     /// The job as published.
     fn body(&self) -> &[u8];

@@ -23,11 +23,15 @@ use crate::sdk::net::NetOptions;
 /// One chunk of a media file, as `GetMediaData` returned it.
 #[derive(Debug)]
 pub struct MediaChunk {
+    /// The chunk's bytes (up to 512 KiB), in order after those of the previous chunk.
     pub data: ChunkBytes,
     /// The index to pass for the next chunk; `None` when this chunk was the last.
     pub next_index: Option<String>,
 }
 
+/// An initialised SDK instance for one (corpid, secret), destroyed on drop. It caches its own
+/// access token, so keep and reuse it; it is `Send` but not `Sync`, and every call takes
+/// `&mut self`.
 pub struct SdkHandle {
     pub(super) raw: NonNull<c_void>,
     /// Keeps the library loaded for as long as the instance lives (`Drop` destroys it first).

@@ -73,15 +73,27 @@ finance_symbols! {
     IsMediaDataFinish: unsafe extern "C" fn(*mut c_void) -> c_int;
 }
 
+/// Why [`FinanceSdk::load`] could not produce a usable library.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// `dlopen` failed: no file at `path`, not a shared object, wrong architecture, or an
+    /// unresolved dependency (`RTLD_NOW` reports it here).
     #[error("cannot load the Finance SDK from {path}: {source}")]
     Open {
+        /// The path that was passed to `dlopen`.
         path: PathBuf,
+        /// The loader's own message.
         source: libloading::Error,
     },
+    /// The library opened but does not export one of the 17 functions, so it is some other
+    /// library (or a different SDK version).
     #[error("{path} is not the Finance SDK: it lacks the symbol {symbol}")]
-    MissingSymbol { path: PathBuf, symbol: &'static str },
+    MissingSymbol {
+        /// The library that was opened.
+        path: PathBuf,
+        /// The first function name, from [`SYMBOL_NAMES`], that it lacks.
+        symbol: &'static str,
+    },
 }
 
 /// The loaded library with every function resolved. Share it with `Arc`; handles keep it alive.
@@ -125,6 +137,7 @@ impl FinanceSdk {
         }))
     }
 
+    /// The path the library was loaded from, as given to [`FinanceSdk::load`].
     pub fn path(&self) -> &Path {
         &self.path
     }

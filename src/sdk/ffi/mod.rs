@@ -2,7 +2,8 @@
 //! that loads it, and so the only place with `unsafe`.
 //!
 //! - [`library`] opens `libWeWorkFinanceSdk_C.so` and resolves its 17 functions once into one
-//!   struct that owns the library ([`FinanceSdk`]); a missing symbol fails the load.
+//!   struct that owns the library ([`FinanceSdk`](library::FinanceSdk)); a missing symbol
+//!   fails the load.
 //! - [`buffers`] owns the library's `Slice_t` and `MediaData_t` for the length of one call and
 //!   frees them in `Drop`, after the bytes were copied out by length.
 //! - [`handle`] is the `WeWorkFinanceSdk_t*` of one (corpid, secret): `Init` on creation,

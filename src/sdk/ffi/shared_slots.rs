@@ -128,6 +128,7 @@ pub struct Lent {
 }
 
 impl Lent {
+    /// The slot's number (below [`SLOTS`]), which the request tells the host to write into.
     pub fn index(&self) -> u32 {
         self.slot.index as u32
     }
@@ -177,6 +178,8 @@ pub struct HostSlots {
 }
 
 impl HostSlots {
+    /// Maps the memfd the worker sent (read-only until a write); fails if it is not the size
+    /// of [`SLOTS`] slots.
     pub fn map(fd: OwnedFd) -> io::Result<Self> {
         Ok(Self {
             mapping: Mapping::new(fd)?,
@@ -213,7 +216,9 @@ impl HostSlots {
 
 /// A media chunk's bytes: its own, or in a slot shared with the SDK host that fetched it.
 pub enum ChunkBytes {
+    /// Copied out: from the library in process, or sent through the host's socket.
     Owned(Vec<u8>),
+    /// Still in the shared slot the host wrote; the slot is freed when this is dropped.
     Shared(SlotBytes),
 }
 
