@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::topology::{self, dead_queue, result_queue, JOBS_EXCHANGE};
 use crate::broker::{Broker, Publisher};
 use crate::cli::JsonLines;
-use crate::config::effective::without_password;
 use crate::config::{BrokerConfig, CoreConfig, RetryConfig, SdkLibConfig, WorkerConfig};
 use crate::job::{Core, JobKind};
+use crate::redaction::url_without_password;
 use crate::worker;
 
 /// No `Debug`: the broker URL may hold a password.
@@ -35,12 +35,50 @@ pub struct DemoArgs {
     /// of its own (`scripts/demo` does).
     #[command(flatten)]
     amqp: BrokerConfig,
-    /// The emulator library.
-    #[arg(long, default_value = "target/release/libWeWorkFinanceSdk_C.so")]
+    /// The emulator library; by default libWeWorkFinanceSdk_C.so beside this binary, where
+    /// `cargo build` puts it.
+    #[arg(long)]
+    lib: Option<PathBuf>,
+    /// Where the test-only fixture keys v1 and v2 are (private `vN.pem`, public `vN.pub.pem`);
+    /// by default the checkout's tests/fixtures/keys, found from this binary in its
+    /// `target/<profile>/` folder.
+    #[arg(long)]
+    keys_dir: Option<PathBuf>,
+}
+
+/// The demo's files: given, or found from where this binary is, so that the demo runs from any
+/// directory.
+struct DemoFiles {
     lib: PathBuf,
-    /// Where the test-only fixture keys v1 and v2 are (private `vN.pem`, public `vN.pub.pem`).
-    #[arg(long, default_value = "tests/fixtures/keys")]
     keys_dir: PathBuf,
+}
+
+impl DemoFiles {
+    fn find(args: &DemoArgs) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("cannot find this binary's path")?;
+        let beside = exe.parent().unwrap_or(Path::new("."));
+        let lib = args
+            .lib
+            .clone()
+            .unwrap_or_else(|| beside.join("libWeWorkFinanceSdk_C.so"));
+        if !lib.is_file() {
+            bail!(
+                "the emulator library is not at {}: build it (`cargo build --release`) or pass --lib",
+                lib.display()
+            );
+        }
+        // target/<profile>/wecom-archive, so the checkout is two folders up.
+        let checkout_keys = beside.join("../../tests/fixtures/keys");
+        let keys_dir = match &args.keys_dir {
+            Some(dir) => dir.clone(),
+            None if checkout_keys.is_dir() => checkout_keys,
+            None => bail!(
+                "the test keys are not at {}: pass --keys-dir (the checkout's tests/fixtures/keys)",
+                checkout_keys.display()
+            ),
+        };
+        Ok(Self { lib, keys_dir })
+    }
 }
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -68,38 +106,40 @@ fn emulator_config(keys_dir: &Path) -> anyhow::Result<Value> {
 /// Runs the demo, printing each step to `out`; the exit code says whether every sample came
 /// back as expected. Its temporary files are removed at the end.
 pub fn run(args: DemoArgs, out: &mut JsonLines) -> anyhow::Result<ExitCode> {
+    let files = DemoFiles::find(&args)?;
     let work = std::env::temp_dir().join(format!("wecom-demo-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&work)?;
     let config_path = work.join("emulator.json");
     std::fs::write(
         &config_path,
-        serde_json::to_vec_pretty(&emulator_config(&args.keys_dir)?)?,
+        serde_json::to_vec_pretty(&emulator_config(&files.keys_dir)?)?,
     )?;
-    // Read by the emulator at its first call; set before any thread exists. The worker's SDK
+    // Read by the emulator at its first call; set before the runtime's threads exist. The worker's SDK
     // hosts share the fault counters, as clients of one server would.
     std::env::set_var("WECOM_EMULATOR_CONFIG", &config_path);
     std::env::set_var("WECOM_EMULATOR_COUNTERS", work.join("emulator-counters"));
     let keys = json!([
-        {"publickey_ver": 1, "private_key": read(&args.keys_dir.join("v1.pem"))?},
-        {"publickey_ver": 2, "private_key": read(&args.keys_dir.join("v2.pem"))?},
+        {"publickey_ver": 1, "private_key": read(&files.keys_dir.join("v1.pem"))?},
+        {"publickey_ver": 2, "private_key": read(&files.keys_dir.join("v2.pem"))?},
     ]);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let outcome = runtime.block_on(demo(&args, &work, keys, out));
+    let outcome = runtime.block_on(demo(&args, &files, &work, keys, out));
     let _ = std::fs::remove_dir_all(&work);
     outcome
 }
 
 async fn demo(
     args: &DemoArgs,
+    files: &DemoFiles,
     work: &Path,
     keys: Value,
     out: &mut JsonLines,
 ) -> anyhow::Result<ExitCode> {
     let core_config = CoreConfig {
         sdk: SdkLibConfig {
-            lib: args.lib.clone(),
+            lib: files.lib.clone(),
         },
         media_dir: work.join("media"),
         sdk_call_timeout_secs: 60,
@@ -125,7 +165,7 @@ async fn demo(
     let publisher = broker.publisher(&connection).await?;
     out.text(&format!(
         "demo: a worker is running against {}",
-        without_password(&args.amqp.amqp_url)
+        url_without_password(&args.amqp.amqp_url)
     ))?;
     let mut samples = Samples {
         publisher,

@@ -26,7 +26,10 @@ use crate::job::JobKind;
 pub struct Filter {
     /// Only those that died with this error code.
     pub code: Option<i64>,
-    /// At most this many (after the code filter).
+    /// Only the one with this job id (a dead letter's place changes as others are replayed;
+    /// its job id does not).
+    pub job_id: Option<String>,
+    /// At most this many (after the other filters).
     pub count: Option<usize>,
 }
 
@@ -188,9 +191,10 @@ async fn ready_count(channel: &Channel, queue: &str) -> lapin::Result<u32> {
 fn select(all: Vec<Fetched>, filter: &Filter) -> Vec<Fetched> {
     all.into_iter()
         .filter(|f| {
-            filter
-                .code
-                .is_none_or(|code| f.letter.error_code == Some(code))
+            let code = filter.code;
+            let job_id = filter.job_id.as_deref();
+            code.is_none_or(|code| f.letter.error_code == Some(code))
+                && job_id.is_none_or(|id| f.letter.job_id.as_deref() == Some(id))
         })
         .take(filter.count.unwrap_or(usize::MAX))
         .collect()

@@ -2,8 +2,9 @@
 //!
 //! SDK return codes (10000-10011) and archive-server `errcode`s (301042, ...) are reported as
 //! they are, so they can be looked up in Tencent's documentation. Failures that are the
-//! project's own have codes in 20000-29999, listed in [`ProjectCode`]; the README's table is
-//! generated from the same names. Every code has a stable snake_case `name`.
+//! project's own have codes in 20000-29999, listed in [`ProjectCode`]; `docs/troubleshooting.md`
+//! has a row for each, with what it means and what to do (a test checks that every code and its
+//! name are there). Every code has a stable snake_case `name`.
 
 use serde::Serialize;
 
@@ -57,6 +58,29 @@ pub enum ProjectCode {
 }
 
 impl ProjectCode {
+    /// Every code, in order.
+    pub const ALL: [Self; 19] = [
+        Self::InputRefused,
+        Self::MalformedSdkResponse,
+        Self::SdkCrashed,
+        Self::NoPrivateKey,
+        Self::RsaDecryptFailed,
+        Self::RandomKeyNotBase64,
+        Self::MessageNotJson,
+        Self::MediaStoreIo,
+        Self::InvalidJob,
+        Self::UnknownCorp,
+        Self::InlineCredentialsRefused,
+        Self::InvalidPrivateKey,
+        Self::DeliveryLimitReached,
+        Self::UntrustedHeader,
+        Self::MalformedMessage,
+        Self::JobTimedOut,
+        Self::MediaTooLarge,
+        Self::Unauthorized,
+        Self::GatewayUnavailable,
+    ];
+
     /// The number on the wire, in 20000-29999.
     pub fn code(self) -> i64 {
         self as i64
@@ -141,6 +165,23 @@ impl ErrorInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_project_code_has_its_row_in_the_troubleshooting_page() {
+        let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/troubleshooting.md");
+        let page = std::fs::read_to_string(page).unwrap();
+        for code in ProjectCode::ALL {
+            let row = format!("| {} | `{}` |", code.code(), code.name());
+            assert!(page.contains(&row), "docs/troubleshooting.md lacks {row}");
+        }
+        let mut numbers: Vec<i64> = ProjectCode::ALL.iter().map(|c| c.code()).collect();
+        numbers.dedup();
+        assert_eq!(
+            numbers.len(),
+            ProjectCode::ALL.len(),
+            "ALL lists a code twice"
+        );
+    }
     use crate::sdk::{SdkCode, SdkOp};
 
     #[test]

@@ -25,7 +25,7 @@
 //! - [`config`]: every setting of every command, declared once;
 //! - [`cli`]: the command line; [`demo`]: the service end to end against the emulator;
 //! - [`error_code`]: the codes failures carry; [`backoff`]: the one doubling pause;
-//!   [`secret_file`]: secrets read from files.
+//!   [`secret_file`]: secrets read from files; [`redaction`]: text about a secret without it.
 //!
 //! The words these modules share (job, page, continuation, fate, door, SDK handle, SDK host,
 //! broker session) are defined in `docs/GLOSSARY.md`.
@@ -44,6 +44,7 @@ pub mod gateway;
 pub mod job;
 pub mod keys;
 pub mod media;
+pub mod redaction;
 pub mod sdk;
 pub mod sdk_host;
 pub mod secret_file;

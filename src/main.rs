@@ -1,60 +1,66 @@
-//! The `wecom-archive` binary: sets up logging and hands the command line to
-//! [`wecom_archive::cli`].
+//! The `wecom-archive` binary: reads the command line, claims stdout for the command's output,
+//! sets up logging ([`wecom_archive::telemetry::logs`]) and hands the command to
+//! [`wecom_archive::cli`]. Any failure exits 2 with one line saying why.
 #![deny(unsafe_code)]
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing::{Level, Metadata};
-use tracing_subscriber::filter::filter_fn;
-use tracing_subscriber::prelude::*;
-use tracing_subscriber::{fmt, EnvFilter};
-use wecom_archive::config::LogFormat;
+use wecom_archive::cli::{self, Cli};
+use wecom_archive::telemetry::logs;
 
 fn main() -> ExitCode {
-    let cli = wecom_archive::cli::Cli::parse();
-    init_logging(cli.log_format(), cli.default_log_filter());
-    match wecom_archive::cli::run(cli) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return refused(&err),
+    };
+    let format = cli.log_format();
+    // Before logging starts: in JSON mode, logging takes file descriptors 1 and 2 over.
+    let out = cli::claim_stdout();
+    let started = out.and_then(|out| {
+        logs::init(format, cli.default_log_filter(), cli.stray_output())?;
+        Ok(out)
+    });
+    let outcome = match started {
+        Ok(out) => cli::run(cli, out),
+        Err(err) => Err(err.into()),
+    };
+    match outcome {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            logs::fatal(format, &err);
             ExitCode::from(2)
         }
     }
 }
 
-/// Logs go to stderr, as text (coloured at a terminal only) or (`WECOM_LOG_FORMAT=json`) one
-/// JSON object per line; the level comes from `RUST_LOG`, else the command's default
-/// (`default_filter`).
-/// Whatever it says, the AMQP client's lines that hold message bodies (job bodies, credentials
-/// included) are never written: its trace lines (whole frames) and its warning about a returned
-/// message (the publisher reports returns itself).
-fn init_logging(format: LogFormat, default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let no_frames = filter_fn(|meta| !holds_message_bodies(meta));
-    // Colour only for a person at a terminal: a file or a container log gets plain text.
-    let layer = fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    if format == LogFormat::Json {
-        let layer = layer.json().with_current_span(true);
-        tracing_subscriber::registry()
-            .with(layer.with_filter(filter).with_filter(no_frames))
-            .init();
-    } else {
-        tracing_subscriber::registry()
-            .with(layer.with_filter(filter).with_filter(no_frames))
-            .init();
+/// A command line clap refused (or `--help`, `--version`): its own text, or in JSON mode one
+/// JSON object.
+fn refused(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let asked = matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    );
+    if asked || !json_asked() {
+        err.exit();
     }
+    let line = serde_json::json!({
+        "level": "ERROR",
+        "target": "wecom_archive",
+        "fields": {"message": err.render().to_string().trim_end()},
+    });
+    eprintln!("{line}");
+    ExitCode::from(2)
 }
 
-/// A line of the AMQP client (or its protocol and promise crates) that may hold a message body.
-fn holds_message_bodies(meta: &Metadata<'_>) -> bool {
-    const AMQP_CLIENT: [&str; 3] = ["lapin", "amq_protocol", "pinky_swear"];
-    let client = AMQP_CLIENT
-        .iter()
-        .any(|target| meta.target().starts_with(target));
-    client && (*meta.level() == Level::TRACE || meta.target() == "lapin::returned_messages")
+/// Whether the command line or the environment asked for JSON logs, read by hand: clap could
+/// not read the command line.
+fn json_asked() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = args
+        .windows(2)
+        .any(|pair| pair[0] == "--log-format" && pair[1] == "json")
+        || args.iter().any(|arg| arg == "--log-format=json");
+    flag || std::env::var("WECOM_LOG_FORMAT").is_ok_and(|format| format == "json")
 }

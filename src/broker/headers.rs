@@ -32,7 +32,7 @@ pub const ERROR_MESSAGE: &str = "x-wecom-error-message";
 /// it, so that a replayed job's results reach the result queues.
 pub const REPLY_TO_ONLY: &str = "x-wecom-reply-to-only";
 /// Set by a quorum queue on a redelivery: how many deliveries of the job ended unsettled
-/// (RabbitMQ 3.x; 4.x counts differently, see the README).
+/// (RabbitMQ 3.x; 4.x counts differently, see docs/clusters.md).
 pub const DELIVERY_COUNT: &str = "x-delivery-count";
 /// RabbitMQ 4.x's count of deliveries.
 const ACQUIRED_COUNT: &str = "x-acquired-count";

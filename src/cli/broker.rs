@@ -47,6 +47,7 @@ pub struct JobCorpArgs {
     /// A corp alias the workers know.
     #[arg(long, conflicts_with_all = ["corpid", "secret_file"])]
     corp: Option<String>,
+    /// The corp's id, sent inline in the job with --secret-file.
     #[arg(long, requires = "secret_file")]
     corpid: Option<String>,
     /// File holding the secret, sent inline in the job.
@@ -71,10 +72,13 @@ pub enum PublishCommand {
         amqp: BrokerConfig,
         #[command(flatten)]
         corp: JobCorpArgs,
+        /// Fetch messages with a seq greater than this (0: the oldest retained).
         #[arg(long, default_value_t = 0)]
         seq: u64,
+        /// Messages per page, 1 to 1000.
         #[arg(long, default_value_t = 1000)]
         limit: u32,
+        /// Pages to fetch, each published as a result as it comes.
         #[arg(long, default_value_t = 1)]
         max_pages: u32,
     },
@@ -84,10 +88,13 @@ pub enum PublishCommand {
         amqp: BrokerConfig,
         #[command(flatten)]
         corp: JobCorpArgs,
+        /// The message's sdkfileid.
         #[arg(long)]
         sdkfileid: String,
+        /// The message's md5sum: the stored file is checked against it.
         #[arg(long)]
         md5sum: Option<String>,
+        /// The message's file name: the stored file keeps its extension.
         #[arg(long)]
         file_name: Option<String>,
     },
@@ -103,6 +110,9 @@ pub struct DlqArgs {
     /// Only dead letters with this error code.
     #[arg(long)]
     code: Option<i64>,
+    /// Only the dead letter of this job id (as `list` shows it).
+    #[arg(long)]
+    job_id: Option<String>,
     /// At most this many.
     #[arg(long)]
     count: Option<usize>,
@@ -118,6 +128,7 @@ pub enum DlqCommand {
     Replay {
         #[command(flatten)]
         args: DlqArgs,
+        /// Only print which dead letters would be replayed.
         #[arg(long)]
         dry_run: bool,
     },
@@ -125,6 +136,7 @@ pub enum DlqCommand {
     Purge {
         #[command(flatten)]
         args: DlqArgs,
+        /// Only print which dead letters would be removed.
         #[arg(long)]
         dry_run: bool,
     },
@@ -157,7 +169,24 @@ fn one_shot<T>(
                      dead letters it held go back to their queue"
                 )
             })?
+            .map_err(topology_explained)
     })
+}
+
+/// The broker's `NOT_FOUND` for an exchange or queue of the topology, as one line that says
+/// what to do; any other error as it is.
+fn topology_explained(err: anyhow::Error) -> anyhow::Error {
+    let missing = err
+        .chain()
+        .any(|cause| cause.to_string().contains("NOT_FOUND"));
+    if !missing {
+        return err;
+    }
+    anyhow::anyhow!(
+        "an exchange or queue of the topology ({JOBS_EXCHANGE}, the job, result or dead-letter \
+         queues) is missing in this vhost: the topology is not declared; declare it with \
+         `wecom-archive topology apply` (with the workers' settings) or start a worker"
+    )
 }
 
 /// How long the process waits, once the worker returned, for SDK calls still under way in
@@ -311,6 +340,7 @@ pub fn dlq(command: DlqCommand, out: &mut JsonLines) -> anyhow::Result<ExitCode>
         let kind = args.kind;
         let filter = Filter {
             code: args.code,
+            job_id: args.job_id.clone(),
             count: args.count,
         };
         let broker = Broker::from_args(&args.amqp)?;

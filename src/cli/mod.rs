@@ -16,7 +16,7 @@ mod output;
 mod sdk_check;
 mod serve;
 
-pub use output::JsonLines;
+pub use output::{claim_stdout, JsonLines};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +25,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{CorpConfig, LogFormat, NetConfig, SdkLibConfig};
 use crate::sdk::NetOptions;
+use crate::telemetry::logs::StrayOutput;
 use credentials::KeyArg;
 
 /// The parsed command line: the global log format and one subcommand; [`run`] runs it.
@@ -130,6 +131,14 @@ fn net_options(net: &NetConfig) -> anyhow::Result<NetOptions> {
 }
 
 impl Cli {
+    /// What becomes of output that is not a log line: an SDK host leaves it to its worker.
+    pub fn stray_output(&self) -> StrayOutput {
+        match self.command {
+            Command::SdkHost(_) => StrayOutput::PassedOn,
+            _ => StrayOutput::Logged,
+        }
+    }
+
     /// How the command's log lines are written.
     pub fn log_format(&self) -> LogFormat {
         self.log_format
@@ -139,16 +148,19 @@ impl Cli {
     /// libraries' at warn; for the demo, warnings only, so that its summary on stdout is not
     /// interleaved with the worker's lines.
     pub fn default_log_filter(&self) -> &'static str {
+        // The AMQP client's own lines are off: it logs every failed connect and a clean
+        // shutdown's close as errors, while the project's own lines say what happened to the
+        // broker session once, with the client's error in them.
         match self.command {
-            Command::Demo(_) => "warn",
-            _ => "warn,wecom_archive=info",
+            Command::Demo(_) => "warn,lapin=off",
+            _ => "warn,wecom_archive=info,lapin=off",
         }
     }
 }
 
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let mut out = output::claim_stdout()?;
+/// Runs a parsed command line, its output on `out` (claimed with [`claim_stdout`] before
+/// logging starts).
+pub fn run(cli: Cli, mut out: JsonLines) -> anyhow::Result<ExitCode> {
     let code = match cli.command {
         Command::Sdk(SdkCommand::Check(args)) => sdk_check::run(&args, &mut out)?,
         Command::Fetch(FetchCommand::Chatdata(args)) => fetch::chatdata(&args, &mut out)?,
@@ -179,4 +191,35 @@ struct KeyArgs {
     /// A private key for a publickey_ver, as VER=PEMFILE (PKCS#1 or PKCS#8); repeat per version.
     #[arg(long = "key", value_name = "VER=PEMFILE")]
     keys: Vec<KeyArg>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn every_flag_of_every_command_says_what_it_is_for() {
+        let mut root = Cli::command();
+        root.build();
+        let mut undocumented = Vec::new();
+        let mut commands = vec![(String::new(), root)];
+        while let Some((path, command)) = commands.pop() {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                let documented = arg.get_help().is_some() || arg.get_long_help().is_some();
+                if !documented && !arg.is_hide_set() && !["help", "version"].contains(&id) {
+                    undocumented.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                commands.push((format!("{path} {}", sub.get_name()), sub.clone()));
+            }
+        }
+        assert!(
+            undocumented.is_empty(),
+            "flags without help: {undocumented:#?}"
+        );
+    }
 }

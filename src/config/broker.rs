@@ -27,7 +27,8 @@ pub struct BrokerConfig {
     pub amqp_heartbeat_secs: u16,
     /// Seconds a publish may wait for the broker's confirm; then the session ends (its jobs are
     /// released to the broker) and the worker connects again, to another node if need be.
-    #[arg(long, env = "WECOM_AMQP_CONFIRM_TIMEOUT_SECS", default_value_t = 15)]
+    #[arg(long, env = "WECOM_AMQP_CONFIRM_TIMEOUT_SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub amqp_confirm_timeout_secs: u64,
     /// PEM certificates trusted for an amqps:// broker, besides the system's.
     #[arg(long, env = "WECOM_AMQP_CA_FILE")]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::SdkLibConfig;
+use super::{at_least_one, retry_delay, SdkLibConfig};
 use crate::job::retry::RetryPolicy;
 
 /// The job core's settings, the same for every door (the worker, the HTTP gateway, the demo).
@@ -36,18 +36,20 @@ pub struct CoreConfig {
     /// Seconds an SDK host may take to answer one network call (`GetChatData`, `GetMediaData`)
     /// before it is taken for hung and killed; keep it above twice the jobs' `timeout` (at most
     /// 300). Calls without network I/O get at most 60 s.
-    #[arg(long, env = "WECOM_SDK_CALL_TIMEOUT_SECS", default_value_t = 600)]
+    #[arg(long, env = "WECOM_SDK_CALL_TIMEOUT_SECS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub sdk_call_timeout_secs: u64,
     /// The binary that runs SDK hosts (`wecom-archive sdk-host`); this one by default.
     #[arg(long, env = "WECOM_SDK_HOST_EXE", hide = true)]
     pub sdk_host_exe: Option<PathBuf>,
     /// SDK calls at once per corp (the size of each corp's handle pool).
-    #[arg(long, env = "WECOM_SDK_PER_CORP", default_value_t = 4)]
+    #[arg(long, env = "WECOM_SDK_PER_CORP", default_value_t = 4, value_parser = at_least_one)]
     pub sdk_per_corp: usize,
     /// `GetChatData` calls a chat job keeps out at once: the next page is asked for as soon as
     /// one is in, and pages further ahead are guessed (at most `WECOM_SDK_PER_CORP`; one less
     /// leaves a handle free for `DecryptData`). 1 asks for one page at a time.
-    #[arg(long, env = "WECOM_CHAT_PAGES_IN_FLIGHT", default_value_t = 3)]
+    #[arg(long, env = "WECOM_CHAT_PAGES_IN_FLIGHT", default_value_t = 3,
+          value_parser = at_least_one)]
     pub chat_pages_in_flight: usize,
     /// Seconds a corp's SDK handles stay open without a job before they are closed.
     #[arg(long, env = "WECOM_SDK_POOL_IDLE_SECS", default_value_t = 300)]
@@ -77,7 +79,8 @@ pub enum Isolation {
 #[derive(Clone, Args)]
 pub struct RetryConfig {
     /// Attempts per job (per page of a chat job) before it is dead-lettered.
-    #[arg(long, env = "WECOM_MAX_ATTEMPTS", default_value_t = 5)]
+    #[arg(long, env = "WECOM_MAX_ATTEMPTS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
     /// Retry delays in seconds, comma-separated; the last repeats. A delay queue is declared for
     /// each (and for its jitter variants).
@@ -85,6 +88,7 @@ pub struct RetryConfig {
         long,
         env = "WECOM_RETRY_DELAYS",
         value_delimiter = ',',
+        value_parser = retry_delay,
         default_value = "5,30,120,600"
     )]
     pub retry_delays: Vec<u64>,

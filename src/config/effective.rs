@@ -6,6 +6,8 @@
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Command};
 
+use crate::redaction::url_without_password;
+
 /// One setting as a command would run with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
@@ -45,7 +47,7 @@ pub fn settings(root: &Command, matches: &ArgMatches) -> Vec<Setting> {
             };
             let value = matches.get_raw(id).map(|values| {
                 let values: Vec<String> = values
-                    .map(|value| without_password(&value.to_string_lossy()))
+                    .map(|value| url_without_password(&value.to_string_lossy()))
                     .collect();
                 values.join(",")
             });
@@ -62,55 +64,4 @@ pub fn settings(root: &Command, matches: &ArgMatches) -> Vec<Setting> {
             }
         })
         .collect()
-}
-
-/// `value` with the password of any `scheme://user:password@host` in it replaced by `***`
-/// (a comma-separated list of URLs included).
-pub fn without_password(value: &str) -> String {
-    value
-        .split(',')
-        .map(|part| {
-            let Some(scheme_end) = part.find("://") else {
-                return part.to_owned();
-            };
-            let authority_start = scheme_end + 3;
-            let authority_end = part[authority_start..]
-                .find(['/', '?', '#'])
-                .map_or(part.len(), |end| authority_start + end);
-            let authority = &part[authority_start..authority_end];
-            match (authority.rfind('@'), authority.find(':')) {
-                (Some(at), Some(colon)) if colon < at => format!(
-                    "{}{}:***{}",
-                    &part[..authority_start],
-                    &authority[..colon],
-                    &part[authority_start + at..]
-                ),
-                _ => part.to_owned(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_in_urls_are_hidden_and_the_rest_kept() {
-        assert_eq!(
-            without_password("amqp://guest:s3cr3t@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(
-            without_password("amqps://u:p@a:5671/v,amqps://u:p@b:5671/v"),
-            "amqps://u:***@a:5671/v,amqps://u:***@b:5671/v"
-        );
-        assert_eq!(without_password("http://proxy:3128"), "http://proxy:3128");
-        assert_eq!(
-            without_password("socks5://me:p:w@d@proxy:1080"),
-            "socks5://me:***@proxy:1080"
-        );
-        assert_eq!(without_password("/var/lib/media"), "/var/lib/media");
-    }
 }

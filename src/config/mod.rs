@@ -19,6 +19,7 @@
 //! they steer, each with the reason for its value.
 
 mod broker;
+mod checks;
 mod core;
 pub mod effective;
 mod gateway;
@@ -28,6 +29,8 @@ mod worker;
 
 pub use self::core::{CoreConfig, Isolation, RetryConfig};
 pub use broker::{BrokerConfig, TopologyConfig};
+pub use checks::MAX_RETRY_DELAY_SECS;
+use checks::{at_least_one, retry_delay};
 pub use gateway::GatewayConfig;
 pub use log::LogFormat;
 pub use sdk::{CorpConfig, NetConfig, SdkLibConfig};

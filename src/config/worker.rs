@@ -4,7 +4,7 @@
 
 use clap::Args;
 
-use super::{BrokerConfig, TopologyConfig};
+use super::{at_least_one, BrokerConfig, TopologyConfig};
 
 /// How the worker connects to the broker and how much it takes at once. What it runs jobs with
 /// is the job core's configuration ([`super::CoreConfig`]).
@@ -17,15 +17,18 @@ pub struct WorkerConfig {
     #[command(flatten)]
     pub topology: TopologyConfig,
     /// Unacknowledged deliveries the broker may push to this worker, per job queue.
-    #[arg(long, env = "WECOM_PREFETCH", default_value_t = 8)]
+    #[arg(long, env = "WECOM_PREFETCH", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
     /// Jobs handled at once.
-    #[arg(long, env = "WECOM_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "WECOM_CONCURRENCY", default_value_t = 8,
+          value_parser = at_least_one)]
     pub concurrency: usize,
     /// Pages of a multi-page chat job run per delivery; then a continuation of the job takes
     /// the rest over. More pages keep more calls ahead busy; a worker lost during a delivery
     /// costs (and publishes again) up to that many pages.
-    #[arg(long, env = "WECOM_CHAT_PAGES_PER_DELIVERY", default_value_t = 20)]
+    #[arg(long, env = "WECOM_CHAT_PAGES_PER_DELIVERY", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub chat_pages_per_delivery: u32,
     /// Seconds a stopping worker waits for its running jobs; then they are released to the
     /// broker unfinished and the worker exits. Keep it below the supervisor's grace period.

@@ -11,7 +11,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -95,12 +94,8 @@ impl Core<FsStore> {
             }
             None => CorpDirectory::inline_only(config.inline_credentials, config.key_cache_sets),
         };
-        std::fs::create_dir_all(&config.media_dir).with_context(|| {
-            format!(
-                "cannot create the media directory {}",
-                config.media_dir.display()
-            )
-        })?;
+        let store = FsStore::new(&config.media_dir);
+        store.check_writable()?;
         Ok(Arc::new(Self {
             pools: SdkPools::new(
                 backend,
@@ -108,7 +103,7 @@ impl Core<FsStore> {
                 Duration::from_secs(config.sdk_pool_idle_secs),
             ),
             corps,
-            store: FsStore::new(&config.media_dir),
+            store,
             inline_max_bytes: config.inline_max_bytes,
             chunk_retry: ChunkRetry::default(),
             decrypting: Arc::new(Semaphore::new(1)),

@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 use super::contract::CorpRef;
 use super::key_cache::KeyCache;
 use crate::keys::{KeyError, KeyRing};
+use crate::redaction::serde_message;
 
 /// A corp ready to work with.
 #[derive(Debug)]
@@ -105,8 +106,16 @@ impl CorpDirectory {
     pub fn load(path: &Path, allow_inline: bool, key_sets: usize) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the corp directory {}", path.display()))?;
-        let entries: HashMap<String, CorpEntry> = serde_json::from_str(&text)
-            .with_context(|| format!("the corp directory {} is not valid", path.display()))?;
+        // serde's message quotes what it found, which may be a secret or a key written inline
+        // by mistake: only what was expected, and where, is said.
+        let entries: HashMap<String, CorpEntry> = serde_json::from_str(&text).map_err(|err| {
+            anyhow::anyhow!(
+                "the corp directory {} is not valid: {} (a secret or key is given as \
+                 {{\"file\": PATH}} or {{\"env\": NAME}}, never inline)",
+                path.display(),
+                serde_message(&err.to_string())
+            )
+        })?;
         let mut corps = HashMap::new();
         for (alias, entry) in entries {
             let secret = entry

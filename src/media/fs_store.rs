@@ -40,6 +40,35 @@ impl FsStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }
+
+    /// Creates the store's folders and writes, syncs and removes a small probe file where
+    /// downloads write, so that a store this process cannot write (a volume owned by another
+    /// user, a read-only mount, a full disk) stops the command at start, naming the path and
+    /// the system's reason, rather than failing every media job after its retries.
+    pub fn check_writable(&self) -> Result<(), StoreUnusable> {
+        let work = self.root.join(WORK_DIR);
+        let unusable = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreUnusable { path, source }
+        };
+        fs::create_dir_all(&work).map_err(unusable(&work))?;
+        let probe = work.join(format!("probe-{}", std::process::id()));
+        let written = File::create(&probe)
+            .and_then(|mut file| file.write_all(b"probe").and_then(|()| file.sync_all()));
+        let removed = fs::remove_file(&probe);
+        written.map_err(unusable(&probe))?;
+        removed.map_err(unusable(&probe))
+    }
+}
+
+/// A media store this process cannot write.
+#[derive(Debug, thiserror::Error)]
+#[error("the media store cannot be written at {}: {source}", path.display())]
+pub struct StoreUnusable {
+    /// The folder or file that could not be made or written.
+    pub path: PathBuf,
+    /// The system's reason.
+    pub source: io::Error,
 }
 
 impl MediaStore for FsStore {

@@ -3,6 +3,7 @@
 //! carries through logs and everything it publishes.
 
 pub mod endpoints;
+pub mod logs;
 pub mod metrics;
 pub mod readiness;
 pub mod trace_context;

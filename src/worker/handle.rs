@@ -201,12 +201,15 @@ async fn carry_out<T: JobTransport>(
             progress,
         } => {
             let info = error.info();
-            tracing::info!(
-                code = info.code,
-                name = info.name,
-                ?delay,
-                "job will be retried"
-            );
+            // A first transient error is routine; one that comes back is for an operator,
+            // with what to check (a wrong secret shows as 10001 on every attempt).
+            if meta.attempt > 1 {
+                tracing::warn!(code = info.code, name = info.name, reason = %info.message,
+                    attempt = meta.attempt, ?delay, "job failed again; it will be retried");
+            } else {
+                tracing::info!(code = info.code, name = info.name, reason = %info.message,
+                    ?delay, "job will be retried");
+            }
             transport
                 .publish_retry(delay, meta.attempt + 1, progress)
                 .await?;
@@ -214,7 +217,7 @@ async fn carry_out<T: JobTransport>(
         }
         Fate::Fail { error } => {
             let info = error.info();
-            tracing::warn!(code = info.code, name = info.name, message = %info.message, "job failed");
+            tracing::warn!(code = info.code, name = info.name, reason = %info.message, "job failed");
             if let Some(failure) = meta.failure_output(kind, &error) {
                 transport.publish_result(&failure).await?;
             }
