@@ -5,8 +5,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use wecom_archive::cli::{self, Cli};
+use wecom_archive::config::LogFormat;
 use wecom_archive::telemetry::logs;
 
 fn main() -> ExitCode {
@@ -54,13 +55,12 @@ fn refused(err: &clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Whether the command line or the environment asked for JSON logs, read by hand: clap could
-/// not read the command line.
+/// Whether the command line or the environment asked for JSON logs, read again with the
+/// errors ignored: clap refused the command line as a whole.
 fn json_asked() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    let flag = args
-        .windows(2)
-        .any(|pair| pair[0] == "--log-format" && pair[1] == "json")
-        || args.iter().any(|arg| arg == "--log-format=json");
-    flag || std::env::var("WECOM_LOG_FORMAT").is_ok_and(|format| format == "json")
+    let matches = Cli::command().ignore_errors(true).try_get_matches();
+    let format = matches
+        .ok()
+        .and_then(|m| m.get_one::<LogFormat>("log_format").copied());
+    format == Some(LogFormat::Json)
 }
