@@ -6,6 +6,14 @@
 # does not allow redistributing it, so each user mounts their own copy at /opt/wecom (see
 # docker-compose.yml) and WECOM_SDK_LIB points there. Nor is the project's emulator of it in
 # here: it is a test double, and a worker that loaded it by mistake would "archive" fake data.
+#
+# Two ways to build it:
+# - the default: the binary is compiled in the `builder` stage (needs the rust:1-bookworm image);
+#     docker build -t wecom-archive .
+# - `--target prebuilt`: the image takes a binary built on a bookworm host (the same glibc),
+#   for machines that cannot pull a Rust image; the build context is a folder holding only that
+#   binary, named wecom-archive (scripts/compose-test does this with podman):
+#     docker build -t wecom-archive --target prebuilt -f Dockerfile DIR
 
 FROM rust:1-bookworm AS builder
 # aws-lc-sys (under aws-lc-rs) compiles AWS-LC's C code with the image's gcc through the cc
@@ -33,13 +41,16 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # --strip-debug drops the line tables (most of the release binary's size) and keeps the symbol
 # names, so a backtrace still names its functions.
 
-FROM debian:bookworm-slim
+FROM debian:bookworm-slim AS runtime
 # Same Debian release as the builder, so the binary finds the glibc it was linked against.
 # The real SDK needs only glibc and libz (its OpenSSL, curl and C++ runtime are linked in);
 # ca-certificates is for amqps:// brokers.
+# apt's lists, caches and downloaded packages go in the same layer (a base image without
+# Debian's docker-clean settings keeps them otherwise, about 90 MB).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates zlib1g \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 # A fixed uid, so files in the media volume keep one owner across rebuilds and hosts. The media
 # directory is created and owned here, before VOLUME: a new named volume copies that ownership.
 RUN groupadd --system --gid 10001 wecom \
@@ -47,7 +58,6 @@ RUN groupadd --system --gid 10001 wecom \
       --no-create-home --shell /usr/sbin/nologin wecom \
  && mkdir -p /var/lib/wecom-archive/media /opt/wecom \
  && chown -R wecom:wecom /var/lib/wecom-archive
-COPY --from=builder /usr/local/bin/wecom-archive /usr/local/bin/wecom-archive
 # /opt/wecom stays empty in the image: mount the directory holding your copy of the SDK there,
 # read-only (docker run -v /path/to/sdk:/opt/wecom:ro ...).
 # MALLOC_ARENA_MAX: glibc gives each thread that allocates an arena of its own (up to 8 per
@@ -65,3 +75,11 @@ WORKDIR /var/lib/wecom-archive
 EXPOSE 8000
 ENTRYPOINT ["wecom-archive"]
 CMD ["worker"]
+
+# A binary built elsewhere (see the top of this file).
+FROM runtime AS prebuilt
+COPY wecom-archive /usr/local/bin/wecom-archive
+
+# The default: the binary compiled in the builder stage.
+FROM runtime
+COPY --from=builder /usr/local/bin/wecom-archive /usr/local/bin/wecom-archive

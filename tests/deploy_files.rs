@@ -1,7 +1,6 @@
-//! `docker-compose.yml` and the `Dockerfile` cannot be run here (no Docker daemon), so what can
-//! be checked without Docker is: every command they run is one the binary has, every `WECOM_*`
-//! variable they set (or show in a comment) is one the binary reads, and the binary accepts
-//! their values.
+//! `docker-compose.yml` and the `Dockerfile`, read as files: every command they run is one the
+//! binary has, every `WECOM_*` variable they set (or show in a comment) is one the binary reads,
+//! and the binary accepts their values. `scripts/compose-test` runs them for real, with podman.
 
 mod common;
 

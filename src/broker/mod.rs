@@ -10,7 +10,8 @@
 //! - [`headers`] and [`signing`]: the project's own AMQP headers, the steering ones signed;
 //! - [`malformed`]: what the patched AMQP parser had to repair in a message;
 //! - [`properties`]: the properties a job keeps when it is published again;
-//! - [`reconnect`]: the one loop that keeps a broker session up, with one [`crate::backoff`].
+//! - [`reconnect`]: when a door starts its next broker session after one ended: one policy,
+//!   with one [`crate::backoff`], for the worker and the gateway.
 
 pub mod connection;
 pub mod consuming;

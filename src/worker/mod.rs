@@ -2,9 +2,9 @@
 //! jobs, runs them with a built [`Core`], and publishes results, continuations, retries and dead
 //! letters ([`handle`], over [`amqp_job`]).
 //!
-//! [`run`] is the entry, in the manner of mini-redis: it runs until `shutdown` fires, through
-//! broker restarts ([`crate::broker::reconnect`]; unacked jobs are redelivered by the broker). One
-//! connection consumes, another publishes, so that a blocked publisher (a full queue) cannot
+//! [`run`] is the entry, in the manner of mini-redis: it runs until `shutdown` fires, one broker
+//! session after another ([`session`], in its phases; [`crate::broker::reconnect`] says when
+//! the next starts; unacked jobs are redelivered by the broker). One connection consumes, another publishes, so that a blocked publisher (a full queue) cannot
 //! stall the consumer's heartbeats. A semaphore bounds the jobs in flight; on shutdown the
 //! worker stops consuming, releases what it prefetched but had not started, and gives the jobs
 //! it runs the drain timeout to finish; then it cancels them (they stop at their next page or
