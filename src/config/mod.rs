@@ -81,7 +81,40 @@ default_is_declared!(
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
+
+    #[test]
+    fn every_setting_of_every_command_is_in_the_configuration_reference() {
+        let mut root = crate::cli::Cli::command();
+        root.build();
+        let mut variables = std::collections::BTreeSet::new();
+        let mut commands = vec![root];
+        while let Some(command) = commands.pop() {
+            variables.extend(
+                command
+                    .get_arguments()
+                    .filter_map(|arg| arg.get_env())
+                    .map(|env| env.to_string_lossy().into_owned()),
+            );
+            commands.extend(command.get_subcommands().cloned());
+        }
+        assert!(
+            variables.len() >= 30,
+            "the walk found too few: {variables:?}"
+        );
+        let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+        let page = std::fs::read_to_string(page).unwrap();
+        let missing: Vec<_> = variables
+            .iter()
+            .filter(|variable| !page.contains(&format!("`{variable}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not in docs/configuration.md: {missing:?}"
+        );
+    }
 
     #[test]
     fn defaults_are_the_declared_ones_whatever_the_environment() {
