@@ -3,10 +3,15 @@
 //! describes such a value goes through here (the corps file's errors, `wecom-archive config`,
 //! the demo's banner).
 
-/// A serde (or serde_json) error message with the values it quotes left out: `invalid type:
+/// A serde (or serde_json) error message with the value it quotes left out: `invalid type:
 /// string "…", expected …` keeps the kind of what was found, what was expected, and where
 /// (line and column), but not the text that was found, which may be a secret or a whole
 /// private key.
+///
+/// serde quotes a found value without escaping it (`unknown variant `…``), so a value may hold
+/// quotes, `, expected` or ` at line ` itself: the message is cut from its end, where serde's
+/// own words are (the location, then what was expected), and everything from the first quote
+/// of what is left is dropped.
 ///
 /// ```
 /// use wecom_archive::redaction::serde_message;
@@ -18,31 +23,19 @@
 /// );
 /// ```
 pub fn serde_message(message: &str) -> String {
-    // What was found comes before ", expected"; what was expected and where come after.
-    let (found, rest) = match message.find(", expected") {
+    let (message, location) = match message.rfind(" at line ") {
         Some(at) => message.split_at(at),
         None => (message, ""),
     };
-    let mut kept = String::with_capacity(found.len());
-    let mut chars = found.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' | '`' => {
-                kept.push_str("(not shown)");
-                // The closing quote of the same kind ends it; `\"` inside a string does not.
-                let mut escaped = false;
-                for inner in chars.by_ref() {
-                    match inner {
-                        '\\' if !escaped => escaped = true,
-                        q if q == c && !escaped => break,
-                        _ => escaped = false,
-                    }
-                }
-            }
-            _ => kept.push(c),
-        }
-    }
-    format!("{}{rest}", kept.trim_end())
+    let (found, expected) = match message.rfind(", expected") {
+        Some(at) => message.split_at(at),
+        None => (message, ""),
+    };
+    let found = match found.find(['"', '`']) {
+        Some(quote) => format!("{}(not shown)", &found[..quote]),
+        None => found.to_owned(),
+    };
+    format!("{found}{expected}{location}")
 }
 
 /// `value` with the password of any `scheme://user:password@host` in it replaced by `***` (a
@@ -109,6 +102,15 @@ mod tests {
             (
                 "expected value at line 1 column 1",
                 "expected value at line 1 column 1",
+            ),
+            // A value holding serde's own words and quotes.
+            (
+                "unknown variant `a`b, expected c at line 9 column 9`, expected `file` or `env` at line 1 column 30",
+                "unknown variant (not shown), expected `file` or `env` at line 1 column 30",
+            ),
+            (
+                "missing field `corpid` at line 4 column 1",
+                "missing field (not shown) at line 4 column 1",
             ),
         ];
         for (message, redacted) in cases {

@@ -52,7 +52,9 @@ impl FsStore {
             move |source| StoreUnusable { path, source }
         };
         fs::create_dir_all(&work).map_err(unusable(&work))?;
-        let probe = work.join(format!("probe-{}", std::process::id()));
+        // A name of its own: replicas sharing the volume start at once, each as process 1 of
+        // its container.
+        let probe = work.join(format!("probe-{}", uuid::Uuid::new_v4()));
         let written = File::create(&probe)
             .and_then(|mut file| file.write_all(b"probe").and_then(|()| file.sync_all()));
         let removed = fs::remove_file(&probe);
